@@ -1,0 +1,171 @@
+"""Vocab: the one place where characters become integer ids and back."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rnnlab.errors import RnnlabError
+from rnnlab.io import atomic_write_text, read_json
+
+UNK = "<unk>"
+FORMAT = "rnnlab-vocab"
+FORMAT_VERSION = 1
+ON_UNKNOWN = ("unk", "error", "skip")
+
+# Characters are encoded in slices of this many, so a 100 MB corpus never needs its UTF-32
+# copy in memory all at once.
+_ENCODE_CHUNK = 1 << 22
+
+
+def id_dtype(size: int) -> np.dtype:
+    """The smallest unsigned integer dtype that holds ids ``0 .. size-1``."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if size <= np.iinfo(dtype).max + 1:
+            return np.dtype(dtype)
+    raise RnnlabError(f"vocabulary of {size} tokens is too large")
+
+
+class Vocab:
+    """A fixed, ordered character vocabulary.
+
+    Ids are assigned specials first (in the order given), then characters in code-point order, so the
+    same training text always gives the same ids (the notes' ``list(set(text))`` does not: its order
+    changes from run to run). Build it from the training split only, so validation characters do not
+    leak into it.
+
+    Args:
+        tokens: every token in id order, specials included.
+        specials: the special tokens among ``tokens`` (``"<unk>"`` gives unknown characters an id).
+    """
+
+    def __init__(self, tokens: Sequence[str], specials: Sequence[str] = (UNK,)):
+        tokens = list(tokens)
+        if len(set(tokens)) != len(tokens):
+            raise RnnlabError("vocabulary has duplicate tokens; rebuild it from the corpus")
+        missing = [s for s in specials if s not in tokens]
+        if missing:
+            raise RnnlabError(f"vocabulary lacks its special tokens {missing}; rebuild it from the corpus")
+        bad = [t for t in tokens if t not in specials and len(t) != 1]
+        if bad:
+            raise RnnlabError(f"character vocabulary has multi-character tokens {bad[:5]}")
+        self.itos: list[str] = tokens
+        self.stoi: dict[str, int] = {t: i for i, t in enumerate(tokens)}
+        self.specials: tuple[str, ...] = tuple(specials)
+        self.unk_id: int | None = self.stoi.get(UNK)
+        self.dtype = id_dtype(len(tokens))
+        self._table: np.ndarray | None = None
+
+    @classmethod
+    def build(cls, text: str, min_freq: int = 1, specials: Sequence[str] = (UNK,)) -> Vocab:
+        """Build the vocabulary of ``text``: every character seen at least ``min_freq`` times."""
+        if min_freq < 1:
+            raise RnnlabError(f"--min-freq must be at least 1, got {min_freq}")
+        counts = Counter(text)
+        chars = sorted(c for c, n in counts.items() if n >= min_freq and c not in specials)
+        return cls([*specials, *chars], specials)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __contains__(self, token: str) -> bool:
+        return token in self.stoi
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocab) and self.itos == other.itos and self.specials == other.specials
+
+    def __repr__(self) -> str:
+        return f"Vocab(size={len(self)}, specials={list(self.specials)})"
+
+    @property
+    def special_ids(self) -> list[int]:
+        return [self.stoi[s] for s in self.specials]
+
+    def _lookup_table(self) -> np.ndarray:
+        # Code point -> id, -1 where the character is unknown: one gather encodes a whole chunk.
+        if self._table is None:
+            table = np.full(0x110000, -1, dtype=np.int32)
+            for i, t in enumerate(self.itos):
+                if t not in self.specials:
+                    table[ord(t)] = i
+            self._table = table
+        return self._table
+
+    def encode(self, text: str, on_unknown: str = "unk") -> np.ndarray:
+        """Map ``text`` to ids of the vocabulary's compact dtype.
+
+        Args:
+            text: any string.
+            on_unknown: what to do with characters outside the vocabulary: ``"unk"`` maps them to
+                ``<unk>``, ``"skip"`` drops them, ``"error"`` raises.
+
+        Raises:
+            RnnlabError: on unknown characters with ``on_unknown="error"`` (the message lists them), or
+                with ``"unk"`` when the vocabulary has no ``<unk>``.
+        """
+        if on_unknown not in ON_UNKNOWN:
+            raise ValueError(f"on_unknown must be one of {ON_UNKNOWN}, got {on_unknown!r}")
+        table = self._lookup_table()
+        parts = []
+        for start in range(0, len(text), _ENCODE_CHUNK):
+            chunk = text[start : start + _ENCODE_CHUNK]
+            points = np.frombuffer(chunk.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+            ids = table[points]
+            unknown = ids < 0
+            if unknown.any():
+                ids = self._handle_unknown(ids, unknown, points, on_unknown)
+            parts.append(ids.astype(self.dtype))
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=self.dtype)
+
+    def _handle_unknown(self, ids, unknown, points, on_unknown: str) -> np.ndarray:
+        if on_unknown == "skip":
+            return ids[~unknown]
+        if on_unknown == "unk" and self.unk_id is not None:
+            ids[unknown] = self.unk_id
+            return ids
+        chars = "".join(sorted({chr(p) for p in np.unique(points[unknown])})[:20])
+        if on_unknown == "unk":
+            raise RnnlabError(f"characters not in the vocabulary and no <unk> token to map them to: {chars!r}")
+        raise RnnlabError(
+            f"characters not in the vocabulary: {chars!r}; remove them or map them with --unknown unk|skip"
+        )
+
+    def unknown_chars(self, text: str) -> list[str]:
+        """The distinct characters of ``text`` that have no id, in code-point order."""
+        return sorted({c for c in set(text) if c not in self.stoi or c in self.specials})
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Map ids back to text; special tokens appear as their names (e.g. ``<unk>``)."""
+        itos = self.itos
+        return "".join(itos[int(i)] for i in np.asarray(ids).reshape(-1))
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "version": FORMAT_VERSION, "specials": list(self.specials), "tokens": self.itos}
+
+    @classmethod
+    def from_dict(cls, data: object) -> Vocab:
+        ok = (
+            isinstance(data, dict)
+            and data.get("format") == FORMAT
+            and isinstance(data.get("tokens"), list)
+            and isinstance(data.get("specials"), list)
+            and all(isinstance(t, str) for t in data["tokens"] + data["specials"])
+        )
+        if not ok:
+            raise RnnlabError("vocab.json is not an rnnlab vocabulary; was it edited or replaced?")
+        if data.get("version") != FORMAT_VERSION:
+            raise RnnlabError(
+                f"vocab.json has format version {data.get('version')}, this rnnlab reads {FORMAT_VERSION}"
+            )
+        return cls(data["tokens"], data["specials"])
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Vocab:
+        return cls.from_dict(read_json(path))

@@ -1,0 +1,76 @@
+"""Safe file writes and validated reads: a crash mid-write never leaves a broken file behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from rnnlab.errors import RnnlabError
+
+
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
+    """Write ``path`` atomically: ``write(tmp)`` fills a temp file beside it, then fsync and rename.
+
+    A crash at any moment leaves either the old file or the new one, never a torn one.
+
+    Raises:
+        RnnlabError: when the disk is full or the directory is not writable; the old file is kept.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise RnnlabError(f"could not write {path} ({e.strerror or e}); the previous file is kept") from e
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # The rename itself is durable only once the directory entry is flushed (POSIX only).
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Atomically replace ``path`` with ``text`` (UTF-8)."""
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def atomic_write_json(path: str | Path, data: object) -> None:
+    """Atomically replace ``path`` with ``data`` as indented JSON."""
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path: str | Path) -> object:
+    """Read a JSON file, turning every way it can be missing or broken into one clear error."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise RnnlabError(f"{path} does not exist") from e
+    except IsADirectoryError as e:
+        raise RnnlabError(f"{path} is a directory, expected a JSON file") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise RnnlabError(f"cannot read {path}: {e}") from e
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RnnlabError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}); was it truncated?") from e
