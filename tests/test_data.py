@@ -1,5 +1,6 @@
 """Vocab, corpus reading and splitting, the two samplers and one-hot."""
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -197,7 +198,7 @@ def test_random_batches_are_seeded_and_resumable(stream):
 def test_consecutive_batches_continue_rows(stream):
     batches = list(consecutive_batches(stream, 4, 7))
     assert len(batches) == consecutive_batch_count(len(stream), 4, 7) == (250 - 1) // 7
-    for (X0, Y0), (X1, _) in zip(batches, batches[1:]):
+    for (X0, Y0), (X1, _) in itertools.pairwise(batches):
         assert torch.equal(Y0, X0 + 1)
         assert torch.equal(X1[:, 0], X0[:, -1] + 1)  # row i of batch k+1 continues row i of batch k
     assert batches[0][0][:, 0].tolist() == [0, 250, 500, 750]

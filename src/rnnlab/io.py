@@ -11,6 +11,16 @@ from pathlib import Path
 from rnnlab.errors import RnnlabError
 
 
+def _file_mode() -> int:
+    # mkstemp makes 0600 files; give ours the mode a plain open() would (0666 less the umask).
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_MODE = _file_mode()
+
+
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     """Write ``path`` atomically: ``write(tmp)`` fills a temp file beside it, then fsync and rename.
 
@@ -23,6 +33,7 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(tmp, _MODE)
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlab.data.builtin import builtin_corpus
 from rnnlab.data.text import read_texts
 from rnnlab.data.vocab import UNK, Vocab
 from rnnlab.errors import RnnlabError
@@ -89,6 +91,22 @@ class Corpus:
         """Read UTF-8 files (joined in order) and build the corpus from their text."""
         text = read_texts(paths, encoding=encoding, errors=errors)
         return cls.from_text(text, split, min_freq, vocab, source=", ".join(str(p) for p in paths))
+
+    @classmethod
+    def from_config(cls, cfg, vocab: Vocab | None = None) -> Corpus:
+        """The corpus a DataConfig describes: its files, or the built-in corpus when it names none."""
+        if cfg.corpus:
+            return cls.from_files(cfg.corpus, cfg.split, cfg.min_freq, vocab, cfg.encoding, cfg.errors)
+        text = builtin_corpus(cfg.builtin)
+        return cls.from_text(text, cfg.split, cfg.min_freq, vocab, source=f"built-in corpus {cfg.builtin}")
+
+    def fingerprint(self) -> str:
+        """sha256 of the encoded splits: a resumed run checks it still trains on the same data."""
+        h = hashlib.sha256()
+        for name in SPLITS:
+            h.update(np.ascontiguousarray(self.split(name)).tobytes())
+            h.update(b"|")
+        return h.hexdigest()
 
     def split(self, name: str) -> np.ndarray:
         if name not in SPLITS:

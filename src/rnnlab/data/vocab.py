@@ -41,9 +41,13 @@ class Vocab:
     Args:
         tokens: every token in id order, specials included.
         specials: the special tokens among ``tokens`` (``"<unk>"`` gives unknown characters an id).
+        counts: how often each token occurred in the text it was built from (optional); generation
+            with an empty prefix draws its first character from these.
     """
 
-    def __init__(self, tokens: Sequence[str], specials: Sequence[str] = (UNK,)):
+    def __init__(
+        self, tokens: Sequence[str], specials: Sequence[str] = (UNK,), counts: Sequence[int] | None = None
+    ):
         tokens = list(tokens)
         if len(set(tokens)) != len(tokens):
             raise RnnlabError("vocabulary has duplicate tokens; rebuild it from the corpus")
@@ -53,6 +57,9 @@ class Vocab:
         bad = [t for t in tokens if t not in specials and len(t) != 1]
         if bad:
             raise RnnlabError(f"character vocabulary has multi-character tokens {bad[:5]}")
+        if counts is not None and len(counts) != len(tokens):
+            raise RnnlabError("vocabulary counts do not match its tokens; rebuild it from the corpus")
+        self.counts: list[int] | None = list(counts) if counts is not None else None
         self.itos: list[str] = tokens
         self.stoi: dict[str, int] = {t: i for i, t in enumerate(tokens)}
         self.specials: tuple[str, ...] = tuple(specials)
@@ -67,7 +74,9 @@ class Vocab:
             raise RnnlabError(f"--min-freq must be at least 1, got {min_freq}")
         counts = Counter(text)
         chars = sorted(c for c, n in counts.items() if n >= min_freq and c not in specials)
-        return cls([*specials, *chars], specials)
+        unknown = sum(n for c, n in counts.items() if n < min_freq or c in specials)
+        special_counts = [unknown if s == UNK else 0 for s in specials]
+        return cls([*specials, *chars], specials, special_counts + [counts[c] for c in chars])
 
     def __len__(self) -> int:
         return len(self.itos)
@@ -129,7 +138,7 @@ class Vocab:
             return ids
         chars = "".join(sorted({chr(p) for p in np.unique(points[unknown])})[:20])
         if on_unknown == "unk":
-            raise RnnlabError(f"characters not in the vocabulary and no <unk> token to map them to: {chars!r}")
+            raise RnnlabError(f"characters not in the vocabulary and no <unk> to map them to: {chars!r}")
         raise RnnlabError(
             f"characters not in the vocabulary: {chars!r}; remove them or map them with --unknown unk|skip"
         )
@@ -144,7 +153,13 @@ class Vocab:
         return "".join(itos[int(i)] for i in np.asarray(ids).reshape(-1))
 
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "version": FORMAT_VERSION, "specials": list(self.specials), "tokens": self.itos}
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "specials": list(self.specials),
+            "tokens": self.itos,
+            "counts": self.counts,
+        }
 
     @classmethod
     def from_dict(cls, data: object) -> Vocab:
@@ -154,6 +169,7 @@ class Vocab:
             and isinstance(data.get("tokens"), list)
             and isinstance(data.get("specials"), list)
             and all(isinstance(t, str) for t in data["tokens"] + data["specials"])
+            and (data.get("counts") is None or all(isinstance(n, int) and n >= 0 for n in data["counts"]))
         )
         if not ok:
             raise RnnlabError("vocab.json is not an rnnlab vocabulary; was it edited or replaced?")
@@ -161,7 +177,7 @@ class Vocab:
             raise RnnlabError(
                 f"vocab.json has format version {data.get('version')}, this rnnlab reads {FORMAT_VERSION}"
             )
-        return cls(data["tokens"], data["specials"])
+        return cls(data["tokens"], data["specials"], data.get("counts"))
 
     def save(self, path: str | Path) -> None:
         atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False))

@@ -1,0 +1,47 @@
+"""The `rnnlab` command line: one module per subcommand, each mapping flags onto the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from rnnlab import __version__
+from rnnlab.errors import RnnlabError
+
+SUBCOMMANDS = ("train", "generate", "evaluate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rnnlab",
+        description="Train, diagnose and sample recurrent language models on any UTF-8 text.",
+    )
+    parser.add_argument("--version", action="version", version=f"rnnlab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMANDS:
+        module = __import__(f"rnnlab.cli.{name}", fromlist=["add_parser"])
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; user errors print one line and return 2 (tracebacks only with --debug)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        args.argv = argv
+        return int(args.func(args) or 0)
+    except RnnlabError as e:
+        if debug:
+            raise
+        print(f"rnnlab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rnnlab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # `rnnlab generate ... | head` closes the pipe early: that is not an error.
+        sys.stderr.close()
+        return 0

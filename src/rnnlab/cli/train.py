@@ -1,0 +1,192 @@
+"""`rnnlab train`: flags and TOML onto TrainConfig, then the Trainer; ends with a sample and a summary."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+
+import torch
+
+from rnnlab import config as C
+from rnnlab.cli.common import add_config_flags, given, print_result
+from rnnlab.data import Corpus
+from rnnlab.device import resolve_device
+from rnnlab.errors import RnnlabError
+from rnnlab.generate import SamplingConfig, generate_text
+from rnnlab.model import LanguageModel
+from rnnlab.rundir import RunDir, command_line
+from rnnlab.train import Trainer, load_checkpoint
+from rnnlab.train.loop import INTERRUPTED
+
+HELP = {
+    "builtin": "built-in corpus used when no CORPUS file is given",
+    "split": "train,val,test fractions of the text, contiguous",
+    "min_freq": "characters seen fewer times in train become <unk>",
+    "encoding": "encoding of the corpus files",
+    "errors": "undecodable bytes: strict (refuse), replace (U+FFFD) or ignore",
+    "sampling": "consecutive (state carried across batches) or random windows (fresh state each)",
+    "batch_size": "sequences per batch",
+    "num_steps": "time steps per window (truncated backpropagation through time)",
+    "cell": "recurrent cell",
+    "impl": "torch: torch.nn layers; scratch: rnnlab.nn layers written from the gate equations",
+    "hidden_size": "units per recurrent layer",
+    "num_layers": "stacked recurrent layers",
+    "dropout": "dropout between layers and before the decoder",
+    "encoder": "embedding, or onehot (the notes' input)",
+    "embedding_dim": "embedding width",
+    "tie_weights": "share embedding and decoder weights (needs --embedding-dim = --hidden-size)",
+    "bidirectional": "refused with an explanation: a bidirectional LM sees the future",
+    "optimizer": "optimiser",
+    "lr": "learning rate",
+    "weight_decay": "weight decay on weight matrices (coupled for adam, decoupled for adamw)",
+    "momentum": "SGD momentum",
+    "clip_norm": "clip the global gradient norm to this ('none' turns it off)",
+    "clip_value": "clip each gradient element to [-v, v]",
+    "lr_factor": "multiply the learning rate by this when validation stalls",
+    "lr_patience": "validations without improvement before the learning rate drops",
+    "epochs": "passes over the training split",
+    "max_steps": "stop after this many optimiser steps",
+    "max_time": "stop after this many seconds of training ('none': no limit)",
+    "seed": "random seed: the same seed gives the same run, bit for bit on the CPU",
+    "eval_every": "validate, sample and checkpoint every N steps (and at each epoch end)",
+    "patience": "early stopping: validations without improvement before stopping",
+    "prefix": "prefix for the samples shown at each validation (repeatable)",
+    "sample_length": "characters per sample",
+    "device": "auto, cpu, cuda or cuda:N",
+    "precision": "fp32, or bf16 autocast",
+    "out": "run directory (default: runs/<corpus>-<date>-<time>); never overwritten",
+}
+CHOICES = {
+    "sampling": C.SAMPLINGS,
+    "cell": C.CELLS,
+    "impl": C.IMPLS,
+    "encoder": C.ENCODERS,
+    "optimizer": C.OPTIMIZERS,
+    "precision": C.PRECISIONS,
+}
+ALL_FIELDS = tuple(f for f in C.FIELD_SECTION if f != "corpus")  # corpus is the positional argument
+# What a resumed run may change: when to stop, and where to compute.
+RESUMABLE = ("epochs", "max_steps", "max_time", "patience", "device")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a language model on text files (or the built-in corpus)",
+        description="Train a recurrent language model. Flags override a --config TOML file, which "
+        "overrides the defaults. Progress goes to stderr; stdout gets a final sample and a summary line.",
+    )
+    p.add_argument(
+        "corpus", nargs="*", metavar="CORPUS", help="UTF-8 text files (default: the built-in corpus)"
+    )
+    p.add_argument("--config", metavar="FILE.toml", help="TOML file with the same keys as the flags")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly where it stopped")
+    add_config_flags(p, C.DataConfig, "data", HELP, CHOICES, skip=("corpus",))
+    add_config_flags(p, C.ModelConfig, "model", HELP, CHOICES)
+    add_config_flags(p, C.OptimConfig, "optimisation", HELP, CHOICES)
+    add_config_flags(p, C.RunConfig, "run", HELP, CHOICES)
+    out = p.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="make the summary line a JSON object")
+    out.add_argument("--quiet", action="store_true", help="no progress bar")
+    out.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(func=run)
+
+
+def resolve_config(args: argparse.Namespace) -> C.TrainConfig:
+    flat = C.load_toml(args.config) if args.config else {}
+    flat.update(given(args, ALL_FIELDS))
+    if args.corpus:
+        flat["corpus"] = tuple(args.corpus)
+    return C.TrainConfig.from_flat(flat)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.resume:
+        trainer = _resumed_trainer(args)
+    else:
+        cfg = resolve_config(args)
+        corpus = Corpus.from_config(cfg.data)
+        device = resolve_device(cfg.run.device)
+        torch.manual_seed(cfg.run.seed)
+        model = LanguageModel.from_config(cfg.model, len(corpus.vocab)).to(device)
+        # Only now that every input is valid: a refused run leaves nothing on disk.
+        run_dir = RunDir.create(cfg.run.out, cfg, corpus.fingerprint(), command_line(args.argv))
+        corpus.vocab.save(run_dir.vocab_path)
+        trainer = Trainer(cfg, corpus, model, run_dir, device, progress=not args.quiet)
+    with _stop_on_signals(trainer):
+        summary = trainer.fit()
+    return _finish(trainer, summary, args.json)
+
+
+def _resumed_trainer(args: argparse.Namespace) -> Trainer:
+    changed = sorted(set(given(args, ALL_FIELDS)) - set(RESUMABLE))
+    if changed or args.corpus or args.config:
+        what = ", ".join("--" + n.replace("_", "-") for n in changed) or "the corpus or --config"
+        raise RnnlabError(
+            f"--resume continues a run as it was configured; it cannot change {what} "
+            f"(only {', '.join('--' + n.replace('_', '-') for n in RESUMABLE)})"
+        )
+    run_dir = RunDir.open(args.resume)
+    if not run_dir.checkpoint_path.exists():
+        raise RnnlabError(f"{run_dir.path} has no checkpoint.json to resume from")
+    cfg = C.TrainConfig.from_flat(given(args, RESUMABLE), base=run_dir.load_config())
+    corpus = Corpus.from_config(cfg.data, vocab=run_dir.load_vocab())
+    if corpus.fingerprint() != run_dir.corpus_sha256():
+        raise RnnlabError("the corpus changed since this run started; resume needs the same text")
+    ckpt = load_checkpoint(run_dir.path)
+    device = resolve_device(cfg.run.device)
+    model = LanguageModel.from_config(cfg.model, len(corpus.vocab)).to(device)
+    trainer = Trainer(cfg, corpus, model, run_dir, device, progress=not args.quiet)
+    trainer.restore(ckpt)
+    finished = trainer.state.stop_reason not in (None, INTERRUPTED)
+    trainer.state.stop_reason = None
+    reason = trainer.stop_condition()
+    if finished and reason is not None:  # an interrupted run may still need its final validation
+        raise RnnlabError(
+            f"run {run_dir.path} already stopped ({reason}); "
+            "give a larger --max-steps, --epochs, --max-time or --patience to train on"
+        )
+    run_dir.record_resume(cfg, command_line(args.argv))
+    return trainer
+
+
+@contextlib.contextmanager
+def _stop_on_signals(trainer: Trainer):
+    """Ctrl-C or SIGTERM: finish the current step, save a resumable checkpoint, exit. Twice: now."""
+
+    def handler(signum, frame):
+        if trainer.stop_request is not None:
+            raise KeyboardInterrupt
+        trainer.stop_request = INTERRUPTED
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _finish(trainer: Trainer, summary: dict, as_json: bool) -> int:
+    run = trainer.run.path
+    if summary["stop_reason"] == INTERRUPTED:
+        print(
+            f"interrupted at step {summary['steps']}; continue with: rnnlab train --resume {run}", flush=True
+        )
+        print_result(summary, as_json, f"run {run}: interrupted, checkpoint saved")
+        return 130
+    prefix = trainer.cfg.run.prefix[0] if trainer.cfg.run.prefix else ""
+    length = trainer.cfg.run.sample_length or 200
+    chars = generate_text(
+        trainer.model, trainer.corpus.vocab, prefix, length, SamplingConfig(), seed=0, on_unknown="skip"
+    )
+    print(prefix + "".join(step[0] for step in chars), flush=True)
+    test = f", test ppl {summary['test_ppl']:.2f}" if summary["test_ppl"] is not None else ""
+    human = (
+        f"run {run}: {summary['steps']} steps ({summary['stop_reason']}), "
+        f"best val loss {summary['best_val_loss']:.4f} (ppl {summary['best_val_ppl']:.2f}, "
+        f"{summary['best_val_bpc']:.3f} bpc){test}, {summary['train_chars_per_s']:,.0f} chars/s"
+    )
+    print_result(summary, as_json, human)
+    return 0

@@ -1,0 +1,226 @@
+"""Run configuration: one frozen dataclass per component, composed into TrainConfig.
+
+Field names double as the command line's flags (``hidden_size`` is ``--hidden-size``) and as the keys
+of a TOML config file, so a run can be described in any of the three ways and written back to JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from rnnlab.errors import RnnlabError
+
+CELLS = ("rnn", "gru", "lstm")
+IMPLS = ("torch", "scratch")
+ENCODERS = ("embedding", "onehot")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SAMPLINGS = ("consecutive", "random")
+PRECISIONS = ("fp32", "bf16")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise RnnlabError(f"{_flag(name)} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def check_number(name: str, value, low=None, high=None, low_open=False, allow_none=False) -> None:
+    """Raise a one-line error naming the flag when ``value`` is not a finite number in range."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise RnnlabError(f"{_flag(name)} must be a finite number; got {value!r}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    if too_low or (high is not None and value > high):
+        lo = "" if low is None else (f"> {low}" if low_open else f">= {low}")
+        hi = "" if high is None else f"<= {high}"
+        raise RnnlabError(f"{_flag(name)} must be {' and '.join(x for x in (lo, hi) if x)}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    corpus: tuple[str, ...] = ()  # no file: the built-in corpus, so `rnnlab train` works anywhere
+    builtin: str = "python-docs"
+    split: tuple[float, ...] = (0.9, 0.05, 0.05)  # contiguous train/val/test
+    min_freq: int = 1  # rarer characters become <unk>
+    encoding: str = "utf-8"
+    errors: str = "strict"  # refuse undecodable bytes rather than train on mojibake
+    sampling: str = "consecutive"  # carries the state across batches: context beyond one window
+    batch_size: int = 32
+    num_steps: int = 64  # backpropagation-through-time window
+
+    def __post_init__(self):
+        check_choice("sampling", self.sampling, SAMPLINGS)
+        check_number("min_freq", self.min_freq, 1)
+        check_number("batch_size", self.batch_size, 1)
+        check_number("num_steps", self.num_steps, 1)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    cell: str = "lstm"  # gated: keeps gradients alive over long windows
+    impl: str = "torch"  # torch.nn's kernels; "scratch" runs rnnlab.nn's own layers
+    hidden_size: int = 256
+    num_layers: int = 2
+    dropout: float = 0.0  # between layers and before the decoder (Zaremba et al. 2014)
+    encoder: str = "embedding"  # "onehot" is the notes' input, done as a row gather
+    embedding_dim: int = 128
+    tie_weights: bool = False  # decoder shares the embedding (needs embedding_dim == hidden_size)
+    bidirectional: bool = False  # refused: a bidirectional LM reads the answer
+
+    def __post_init__(self):
+        check_choice("cell", self.cell, CELLS)
+        check_choice("impl", self.impl, IMPLS)
+        check_choice("encoder", self.encoder, ENCODERS)
+        check_number("hidden_size", self.hidden_size, 1)
+        check_number("num_layers", self.num_layers, 1)
+        check_number("dropout", self.dropout, 0, 1)
+        check_number("embedding_dim", self.embedding_dim, 1)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    optimizer: str = "adam"
+    lr: float = 2e-3  # Adam's sweet spot for char-level LSTMs (char-rnn, torch-rnn)
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # sgd only
+    clip_norm: float | None = 1.0  # global-norm clipping (Pascanu et al. 2013); None turns it off
+    clip_value: float | None = None
+    lr_factor: float = 0.5  # LR on plateau of validation loss
+    lr_patience: int = 2  # evaluations without improvement before the LR drops
+
+    def __post_init__(self):
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_number("lr", self.lr, 0, low_open=True)
+        check_number("weight_decay", self.weight_decay, 0)
+        check_number("momentum", self.momentum, 0, 1)
+        check_number("clip_norm", self.clip_norm, 0, low_open=True, allow_none=True)
+        check_number("clip_value", self.clip_value, 0, low_open=True, allow_none=True)
+        check_number("lr_factor", self.lr_factor, 0, 1, low_open=True)
+        check_number("lr_patience", self.lr_patience, 0)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    epochs: int | None = None  # None: until --max-time, --max-steps or early stopping
+    max_steps: int | None = None
+    max_time: float | None = 60.0  # seconds of training; about a minute gives readable text
+    seed: int = 0
+    eval_every: int = 200  # steps between validations (also at each epoch end)
+    patience: int = 5  # validations without improvement before early stopping
+    prefix: tuple[str, ...] = ()  # samples printed at each validation; empty: start anywhere
+    sample_length: int = 200
+    device: str = "auto"
+    precision: str = "fp32"
+    out: str | None = None  # run directory; default runs/<corpus>-<time>
+
+    def __post_init__(self):
+        check_number("epochs", self.epochs, 1, allow_none=True)
+        check_number("max_steps", self.max_steps, 1, allow_none=True)
+        check_number("max_time", self.max_time, 0, low_open=True, allow_none=True)
+        check_number("seed", self.seed, 0)
+        check_number("eval_every", self.eval_every, 1)
+        check_number("patience", self.patience, 1)
+        check_number("sample_length", self.sample_length, 0)
+        check_choice("precision", self.precision, PRECISIONS)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        """Rebuild from :meth:`to_dict` output (nested by component), validating every value."""
+        if not isinstance(data, dict):
+            raise RnnlabError("config must be a JSON object")
+        parts = {}
+        for f in fields(cls):
+            section = data.get(f.name, {})
+            if not isinstance(section, dict):
+                raise RnnlabError(f"config section {f.name!r} must be an object")
+            parts[f.name] = _build(_SECTIONS[f.name], section)
+        return cls(**parts)
+
+    @classmethod
+    def from_flat(cls, values: dict, base: TrainConfig | None = None) -> TrainConfig:
+        """Apply flat ``{field: value}`` pairs (flags or TOML keys, dashes or underscores) on ``base``."""
+        base = base or cls()
+        values = {k.replace("-", "_"): v for k, v in values.items()}
+        unknown = sorted(set(values) - set(FIELD_SECTION))
+        if unknown:
+            raise RnnlabError(f"unknown config keys: {', '.join(unknown)}; see rnnlab train --help")
+        nested = base.to_dict()
+        for key, value in values.items():
+            nested[FIELD_SECTION[key]][key] = value
+        return cls.from_dict(nested)
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "run": RunConfig}
+FIELD_SECTION = {f.name: section for section, c in _SECTIONS.items() for f in fields(c)}
+
+
+def _build(cls, values: dict):
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise RnnlabError(f"unknown config keys: {', '.join(unknown)}")
+    return cls(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
+
+
+def _coerce(name: str, value, hint):
+    """Check a TOML/JSON value against the field's type; ints are accepted where floats are."""
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        args = typing.get_args(hint)
+    if typing.get_origin(hint) is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise RnnlabError(f"{_flag(name)} must be a list; got {value!r}")
+        return tuple(_coerce(name, v, args[0]) for v in value)
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }[hint]
+    if not ok:
+        raise RnnlabError(f"{_flag(name)} must be of type {hint.__name__}; got {value!r}")
+    return float(value) if hint is float else value
+
+
+def load_toml(path: str | Path) -> dict:
+    """Read a TOML config file of flat keys (the flags' names, with or without dashes)."""
+    import tomllib
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError as e:
+        raise RnnlabError(f"config file {path} does not exist") from e
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise RnnlabError(f"config file {path} is not valid TOML: {e}") from e
+    nested = [k for k, v in data.items() if isinstance(v, dict)]
+    if nested:
+        raise RnnlabError(f"config file {path}: use flat keys (as the flags), not tables {nested}")
+    return data

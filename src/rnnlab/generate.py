@@ -1,0 +1,153 @@
+"""Generation: prime the state with a prefix once, then sample one id at a time, carrying the state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from rnnlab.config import check_number
+from rnnlab.data.vocab import Vocab
+from rnnlab.errors import RnnlabError
+from rnnlab.nn.state import repeat_rows
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    temperature: float = 0.8  # below 1 sharpens: fewer misspellings than raw samples; 0 means greedy
+    top_k: int | None = None
+    top_p: float | None = None
+    greedy: bool = False  # the notes' predict(): always the most likely id
+
+    def __post_init__(self):
+        check_number("temperature", self.temperature, 0)
+        check_number("top_k", self.top_k, 1, allow_none=True)
+        check_number("top_p", self.top_p, 0, 1, low_open=True, allow_none=True)
+
+
+def next_ids(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Generator | None) -> torch.Tensor:
+    """Choose one id per row of ``(N, V)`` logits: greedy, or a temperature / top-k / top-p draw."""
+    if cfg.greedy or cfg.temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / cfg.temperature
+    if cfg.top_k is not None and cfg.top_k < logits.shape[-1]:
+        kth = torch.topk(logits, cfg.top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, -torch.inf)
+    probs = torch.softmax(logits, dim=-1)
+    if cfg.top_p is not None and cfg.top_p < 1:
+        # Nucleus sampling (Holtzman et al. 2020): keep the smallest set whose mass reaches top_p.
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of the ids ranked above each one
+        sorted_probs = sorted_probs.masked_fill(before >= cfg.top_p, 0.0)
+        probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def sample_ids(
+    model: torch.nn.Module,
+    prefix: torch.Tensor,
+    length: int,
+    cfg: SamplingConfig = SamplingConfig(),
+    *,
+    num_samples: int = 1,
+    generator: torch.Generator | None = None,
+    start_probs: torch.Tensor | None = None,
+    banned: Sequence[int] = (),
+) -> Iterator[torch.Tensor]:
+    """Yield ``length`` steps of ``(num_samples,)`` new ids.
+
+    The prefix runs through the model once (one forward over all its steps, batch 1) and its state is
+    copied to every sample row; from then on each step feeds only the newest id (never re-running the
+    prefix, as the notes' predict() does).
+
+    Args:
+        model: a LanguageModel (anything whose forward takes ``(ids, state)`` and returns ``.logits``,
+            ``.state``).
+        prefix: ``(P,)`` ids; empty means the first id is drawn from ``start_probs``.
+        length: how many new ids.
+        cfg: how to choose each id.
+        num_samples: rows sampled in parallel.
+        generator: the random source (seed it for repeatable samples).
+        start_probs: ``(V,)`` probabilities of the first id when the prefix is empty (e.g. unigrams).
+        banned: ids never produced (e.g. ``<unk>``).
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        if len(prefix) == 0:
+            if start_probs is None:
+                raise RnnlabError("an empty prefix needs start probabilities (the vocabulary's counts)")
+            first = torch.multinomial(start_probs.float(), num_samples, replacement=True, generator=generator)
+            yield first
+            length -= 1
+            out = model(first.to(device)[:, None], None)
+            state, logits = out.state, out.logits[:, -1]
+        else:
+            out = model(prefix.to(device)[None, :], None)
+            state = repeat_rows(out.state, num_samples)
+            logits = out.logits[:, -1].expand(num_samples, -1)
+        for _ in range(length):
+            if banned:
+                logits = logits.clone()
+                logits[:, list(banned)] = -torch.inf
+            ids = next_ids(logits.cpu(), cfg, generator)
+            yield ids
+            out = model(ids.to(device)[:, None], state)
+            state, logits = out.state, out.logits[:, -1]
+    finally:
+        model.train(was_training)
+
+
+def unigram_probs(vocab: Vocab) -> torch.Tensor | None:
+    """The training distribution of characters (specials excluded), from the vocabulary's counts."""
+    if vocab.counts is None:
+        return None
+    counts = torch.tensor(vocab.counts, dtype=torch.float64)
+    counts[vocab.special_ids] = 0
+    return counts / counts.sum() if counts.sum() > 0 else None
+
+
+def generate_text(
+    model: torch.nn.Module,
+    vocab: Vocab,
+    prefix: str,
+    length: int,
+    cfg: SamplingConfig = SamplingConfig(),
+    *,
+    num_samples: int = 1,
+    seed: int | None = None,
+    on_unknown: str = "error",
+) -> Iterator[list[str]]:
+    """Text-level generation: yields, per step, the new character of each sample.
+
+    Raises:
+        RnnlabError: prefix characters outside the vocabulary (with ``on_unknown="error"``; ``"skip"``
+            drops them, ``"unk"`` maps them to ``<unk>``).
+    """
+    check_number("length", length, 0)
+    check_number("num_samples", num_samples, 1)
+    if cfg.top_k is not None and cfg.top_k > len(vocab):
+        raise RnnlabError(f"--top-k {cfg.top_k} is larger than the vocabulary ({len(vocab)} tokens)")
+    if on_unknown == "error" and vocab.unknown_chars(prefix):
+        chars = "".join(vocab.unknown_chars(prefix))
+        raise RnnlabError(
+            f"prefix characters not in the training vocabulary: {chars!r}; "
+            "remove them or pass --unknown skip (drop) or --unknown unk"
+        )
+    ids = torch.from_numpy(vocab.encode(prefix, on_unknown=on_unknown).astype("int64"))
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    stream = sample_ids(
+        model,
+        ids,
+        length,
+        cfg,
+        num_samples=num_samples,
+        generator=generator,
+        start_probs=unigram_probs(vocab),
+        banned=vocab.special_ids,
+    )
+    for step in stream:
+        yield [vocab.itos[i] for i in step.tolist()]

@@ -1,0 +1,119 @@
+"""The run directory: everything a run leaves behind, and the one place that knows its layout.
+
+::
+
+    runs/lyrics-20261128-101500/
+        config.json          resolved config + the exact command line
+        vocab.json           the train-split vocabulary (with unigram counts)
+        model.safetensors    best-on-validation weights
+        checkpoint.json      last resumable state (JSON part) ...
+        checkpoint-*.safetensors   ... and its tensors
+        metrics.jsonl        every metric, one JSON object per line
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from pathlib import Path
+
+import torch
+
+from rnnlab.config import TrainConfig
+from rnnlab.data.vocab import Vocab
+from rnnlab.errors import RnnlabError
+from rnnlab.io import atomic_write_json, read_json
+from rnnlab.model import LanguageModel
+from rnnlab.train.checkpoint import load_model_weights
+
+RUNS_ROOT = Path("runs")
+
+
+def default_run_path(cfg: TrainConfig) -> Path:
+    """``runs/<corpus name>-<date>-<time>``, with a numeric suffix if that exists already."""
+    stem = Path(cfg.data.corpus[0]).stem if cfg.data.corpus else cfg.data.builtin
+    base = RUNS_ROOT / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = Path(f"{base}-{n}")
+    return path
+
+
+def command_line(argv) -> str:
+    """The command as a user would retype it."""
+    return shlex.join(["rnnlab", *argv])
+
+
+class RunDir:
+    """Paths and loaders of one run directory."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    config_path = property(lambda self: self.path / "config.json")
+    vocab_path = property(lambda self: self.path / "vocab.json")
+    model_path = property(lambda self: self.path / "model.safetensors")
+    metrics_path = property(lambda self: self.path / "metrics.jsonl")
+    checkpoint_path = property(lambda self: self.path / "checkpoint.json")
+
+    @classmethod
+    def create(cls, out: str | Path | None, cfg: TrainConfig, corpus_sha256: str, command: str) -> RunDir:
+        """Make a new run directory; an existing run is never overwritten."""
+        path = Path(out) if out else default_run_path(cfg)
+        if path.exists() and not path.is_dir():
+            raise RnnlabError(f"--out {path} is a file; give a directory for the run")
+        if path.is_dir() and any(path.iterdir()):
+            hint = "continue it with --resume" if (path / "config.json").exists() else "pick another --out"
+            raise RnnlabError(f"--out {path} already exists and is not empty; {hint}")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RnnlabError(f"cannot create run directory {path}: {e.strerror or e}") from e
+        run = cls(path)
+        doc = {"command": command, "corpus_sha256": corpus_sha256, "config": cfg.to_dict()}
+        atomic_write_json(run.config_path, doc)
+        return run
+
+    def record_resume(self, cfg: TrainConfig, command: str) -> None:
+        """Note a resume (its command line and the possibly extended stop conditions) in config.json."""
+        doc = self._config_doc()
+        doc["resumed"] = [*doc.get("resumed", []), command]
+        doc["config"] = cfg.to_dict()
+        atomic_write_json(self.config_path, doc)
+
+    def corpus_sha256(self) -> str | None:
+        return self._config_doc().get("corpus_sha256")
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunDir:
+        """An existing run directory (it must hold at least config.json and vocab.json)."""
+        path = Path(path)
+        if not path.is_dir():
+            raise RnnlabError(f"run directory {path} does not exist")
+        run = cls(path)
+        for needed in (run.config_path, run.vocab_path):
+            if not needed.is_file():
+                raise RnnlabError(f"{path} is not an rnnlab run directory (no {needed.name})")
+        return run
+
+    def _config_doc(self) -> dict:
+        doc = read_json(self.config_path)
+        if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
+            raise RnnlabError(f"{self.config_path} has no 'config' object; was it edited?")
+        return doc
+
+    def load_config(self) -> TrainConfig:
+        return TrainConfig.from_dict(self._config_doc()["config"])
+
+    def load_vocab(self) -> Vocab:
+        return Vocab.load(self.vocab_path)
+
+    def load_model(self, device: str | torch.device = "cpu") -> tuple[LanguageModel, dict]:
+        """The best-on-validation model, in eval mode, and the info stored with it."""
+        if not self.model_path.is_file():
+            raise RnnlabError(f"{self.path} has no model.safetensors yet: the run saved no model")
+        cfg = self.load_config()
+        model = LanguageModel.from_config(cfg.model, len(self.load_vocab()))
+        info = load_model_weights(self.model_path, model)
+        return model.to(device).eval(), info

@@ -1,0 +1,158 @@
+"""The training loop: repeatable runs, exact resume, early stopping, a model that learns."""
+
+import json
+
+import pytest
+import torch
+
+from rnnlab.cli import main
+from rnnlab.train import Trainer, read_metrics
+from rnnlab.train.loop import INTERRUPTED
+
+TIMING = {"chars_per_s", "train_time"}
+SENTENCES = [
+    "the quick brown fox jumps over the lazy dog. ",
+    "分开 不分开 我不能再想 我不要再想 ",
+    "a stitch in time saves nine; ",
+    "rnnlab trains recurrent models. ",
+]
+
+
+@pytest.fixture(scope="module")
+def corpus_file(tmp_path_factory):
+    g = torch.Generator().manual_seed(0)
+    picks = torch.randint(len(SENTENCES), (400,), generator=g).tolist()
+    path = tmp_path_factory.mktemp("data") / "corpus.txt"
+    path.write_text("".join(SENTENCES[i] for i in picks), encoding="utf-8")
+    return path
+
+
+def tiny_flags(corpus_file, out, *extra):
+    return [
+        "train",
+        str(corpus_file),
+        "--out",
+        str(out),
+        "--hidden-size",
+        "24",
+        "--num-layers",
+        "2",
+        "--embedding-dim",
+        "8",
+        "--batch-size",
+        "4",
+        "--num-steps",
+        "12",
+        "--eval-every",
+        "5",
+        "--max-steps",
+        "30",
+        "--max-time",
+        "none",
+        "--sample-length",
+        "10",
+        "--quiet",
+        "--json",
+        *extra,
+    ]
+
+
+def values(run_dir):
+    """Every metric the run logged, minus wall-clock readings."""
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in read_metrics(run_dir / "metrics.jsonl")]
+
+
+def interrupt_at(monkeypatch, step):
+    """Make the next run behave as if Ctrl-C arrived during the given step."""
+    original = Trainer._train_step
+
+    def step_then_interrupt(self, X, Y):
+        original(self, X, Y)
+        if self.state.step == step:
+            self.stop_request = INTERRUPTED
+
+    monkeypatch.setattr(Trainer, "_train_step", step_then_interrupt)
+
+
+def test_same_seed_same_run_bit_for_bit(tmp_path, corpus_file, capsys):
+    for name in ("a", "b"):
+        assert main(tiny_flags(corpus_file, tmp_path / name, "--dropout", "0.2")) == 0
+    assert values(tmp_path / "a") == values(tmp_path / "b")
+    assert main(tiny_flags(corpus_file, tmp_path / "c", "--dropout", "0.2", "--seed", "1")) == 0
+    assert values(tmp_path / "a") != values(tmp_path / "c")
+
+
+@pytest.mark.parametrize(
+    ("sampling", "stop_at"), [("consecutive", 13), ("random", 7), ("consecutive", 30), ("random", 25)]
+)
+def test_interrupted_and_resumed_run_equals_uninterrupted(
+    tmp_path, corpus_file, monkeypatch, capsys, sampling, stop_at
+):
+    # Dropout consumes the global RNG and consecutive sampling carries the state: both must resume.
+    # 120 train chars per epoch row... the tiny corpus has several epochs in 30 steps, so epoch
+    # boundaries are crossed too.
+    flags = ["--sampling", sampling, "--dropout", "0.3", "--batch-size", "8", "--eval-every", "4"]
+    assert main(tiny_flags(corpus_file, tmp_path / "whole", *flags)) == 0
+    with monkeypatch.context() as m:
+        interrupt_at(m, stop_at)
+        assert main(tiny_flags(corpus_file, tmp_path / "cut", *flags)) == 130
+    assert "--resume" in capsys.readouterr().out
+    assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet", "--json"]) == 0
+    assert values(tmp_path / "cut") == values(tmp_path / "whole")
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 30 and summary["test_loss"] is not None
+
+
+def test_resume_refuses_changed_settings_and_finished_runs(tmp_path, corpus_file, capsys):
+    assert main(tiny_flags(corpus_file, tmp_path / "r")) == 0
+    assert main(["train", "--resume", str(tmp_path / "r"), "--hidden-size", "8"]) == 2
+    assert "cannot change --hidden-size" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "r")]) == 2
+    assert "already stopped (max steps)" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "r"), "--max-steps", "35", "--quiet"]) == 0
+
+
+def test_early_stopping_and_best_checkpoint(tmp_path, corpus_file, capsys):
+    # A huge learning rate makes validation worse and worse: patience 2 stops the run early.
+    assert (
+        main(tiny_flags(corpus_file, tmp_path / "e", "--lr", "5", "--patience", "2", "--max-steps", "200"))
+        == 0
+    )
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["stop_reason"] == "early stopping" and summary["steps"] < 200
+    vals = [r for r in read_metrics(tmp_path / "e" / "metrics.jsonl") if r["event"] == "val"]
+    assert summary["best_val_loss"] == pytest.approx(min(r["loss"] for r in vals), abs=1e-5)
+
+
+def test_tiny_model_overfits_one_sentence(tmp_path, capsys):
+    path = tmp_path / "one.txt"
+    path.write_text("分开 不分开 我不能再想 我不要再想\n" * 40, encoding="utf-8")
+    flags = [
+        "train",
+        str(path),
+        "--out",
+        str(tmp_path / "o"),
+        "--hidden-size",
+        "64",
+        "--num-layers",
+        "1",
+        "--batch-size",
+        "8",
+        "--num-steps",
+        "16",
+        "--lr",
+        "0.01",
+        "--max-steps",
+        "50",
+        "--eval-every",
+        "25",
+        "--max-time",
+        "none",
+        "--split",
+        "0.8,0.2,0",
+        "--quiet",
+        "--json",
+    ]
+    assert main(flags) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["best_val_loss"] < 0.3  # from ln(10) = 2.3 at the start
