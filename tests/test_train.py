@@ -156,3 +156,23 @@ def test_tiny_model_overfits_one_sentence(tmp_path, capsys):
     assert main(flags) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["best_val_loss"] < 0.3  # from ln(10) = 2.3 at the start
+
+
+def test_disk_full_while_saving_keeps_training(tmp_path, corpus_file, monkeypatch, capsys):
+    import rnnlab.train.checkpoint as ckpt
+
+    real_save_file, calls = ckpt.save_file, {"n": 0}
+
+    def full_disk_after_two(tensors, path, metadata=None):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise OSError(28, "No space left on device")
+        real_save_file(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(ckpt, "save_file", full_disk_after_two)
+    assert main(tiny_flags(corpus_file, tmp_path / "full")) == 0
+    assert "No space left on device" in capsys.readouterr().err
+    events = [r["event"] for r in read_metrics(tmp_path / "full" / "metrics.jsonl")]
+    assert "save_failed" in events and events[-1] == "end"
+    monkeypatch.setattr(ckpt, "save_file", real_save_file)
+    ckpt.load_checkpoint(tmp_path / "full")  # the last good checkpoint is intact

@@ -56,6 +56,7 @@ class DataConfig:
     sampling: str = "consecutive"  # carries the state across batches: context beyond one window
     batch_size: int = 32
     num_steps: int = 64  # backpropagation-through-time window
+    shrink_to_fit: bool = False  # a corpus too short for one batch is an error unless asked
 
     def __post_init__(self):
         check_choice("sampling", self.sampling, SAMPLINGS)

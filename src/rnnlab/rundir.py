@@ -61,11 +61,7 @@ class RunDir:
     def create(cls, out: str | Path | None, cfg: TrainConfig, corpus_sha256: str, command: str) -> RunDir:
         """Make a new run directory; an existing run is never overwritten."""
         path = Path(out) if out else default_run_path(cfg)
-        if path.exists() and not path.is_dir():
-            raise RnnlabError(f"--out {path} is a file; give a directory for the run")
-        if path.is_dir() and any(path.iterdir()):
-            hint = "continue it with --resume" if (path / "config.json").exists() else "pick another --out"
-            raise RnnlabError(f"--out {path} already exists and is not empty; {hint}")
+        cls.check_new(path)
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -84,6 +80,18 @@ class RunDir:
 
     def corpus_sha256(self) -> str | None:
         return self._config_doc().get("corpus_sha256")
+
+    @staticmethod
+    def check_new(path: str | Path | None) -> None:
+        """Refuse a run directory that is a file or already holds something (checked before any work)."""
+        if path is None:
+            return
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise RnnlabError(f"--out {path} is a file; give a directory for the run")
+        if path.is_dir() and any(path.iterdir()):
+            hint = "continue it with --resume" if (path / "config.json").exists() else "pick another --out"
+            raise RnnlabError(f"--out {path} already exists and is not empty; {hint}")
 
     @classmethod
     def open(cls, path: str | Path) -> RunDir:

@@ -5,19 +5,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import signal
+import sys
+from dataclasses import replace
 
 import torch
 
 from rnnlab import config as C
 from rnnlab.cli.common import add_config_flags, given, print_result
 from rnnlab.data import Corpus
+from rnnlab.data.batches import fit_batch_shape
 from rnnlab.device import resolve_device
 from rnnlab.errors import RnnlabError
 from rnnlab.generate import SamplingConfig, generate_text
 from rnnlab.model import LanguageModel
 from rnnlab.rundir import RunDir, command_line
 from rnnlab.train import Trainer, load_checkpoint
-from rnnlab.train.loop import INTERRUPTED
+from rnnlab.train.loop import INTERRUPTED, check_trainable
 
 HELP = {
     "builtin": "built-in corpus used when no CORPUS file is given",
@@ -28,6 +31,7 @@ HELP = {
     "sampling": "consecutive (state carried across batches) or random windows (fresh state each)",
     "batch_size": "sequences per batch",
     "num_steps": "time steps per window (truncated backpropagation through time)",
+    "shrink_to_fit": "shrink --num-steps, then --batch-size, when the corpus is too short for one batch",
     "cell": "recurrent cell",
     "impl": "torch: torch.nn layers; scratch: rnnlab.nn layers written from the gate equations",
     "hidden_size": "units per recurrent layer",
@@ -106,7 +110,10 @@ def run(args: argparse.Namespace) -> int:
         trainer = _resumed_trainer(args)
     else:
         cfg = resolve_config(args)
+        RunDir.check_new(cfg.run.out)
         corpus = Corpus.from_config(cfg.data)
+        cfg = _shrunk_to_fit(cfg, len(corpus.train))
+        check_trainable(cfg, corpus)
         device = resolve_device(cfg.run.device)
         torch.manual_seed(cfg.run.seed)
         model = LanguageModel.from_config(cfg.model, len(corpus.vocab)).to(device)
@@ -117,6 +124,17 @@ def run(args: argparse.Namespace) -> int:
     with _stop_on_signals(trainer):
         summary = trainer.fit()
     return _finish(trainer, summary, args.json)
+
+
+def _shrunk_to_fit(cfg: C.TrainConfig, num_ids: int) -> C.TrainConfig:
+    d = cfg.data
+    if not d.shrink_to_fit:
+        return cfg
+    B, T = fit_batch_shape(num_ids, d.batch_size, d.num_steps, d.sampling)
+    if (d.batch_size, d.num_steps) == (B, T):
+        return cfg
+    print(f"rnnlab: corpus is short: using --batch-size {B} --num-steps {T}", file=sys.stderr)
+    return replace(cfg, data=replace(d, batch_size=B, num_steps=T))
 
 
 def _resumed_trainer(args: argparse.Namespace) -> Trainer:

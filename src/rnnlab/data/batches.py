@@ -116,6 +116,28 @@ def consecutive_batches(ids, batch_size: int, num_steps: int, *, start: int = 0)
         yield _windows(ids, row_starts + b * num_steps, num_steps)
 
 
+def fit_batch_shape(num_ids: int, batch_size: int, num_steps: int, sampling: str) -> tuple[int, int]:
+    """The largest ``(batch_size, num_steps)`` no bigger than asked that gives at least one batch.
+
+    Halves ``num_steps`` first (down to 8), then ``batch_size``, then ``num_steps`` again down to 1.
+
+    Raises:
+        RnnlabError: when not even one window of one step fits.
+    """
+    count = random_batch_count if sampling == "random" else consecutive_batch_count
+    B, T = batch_size, num_steps
+    while count(num_ids, B, T) == 0:
+        if T > 8:
+            T = max(8, T // 2)
+        elif B > 1:
+            B = max(1, B // 2)
+        elif T > 1:
+            T //= 2
+        else:
+            raise RnnlabError(f"a split of {num_ids} characters is too short to train on; give more text")
+    return B, T
+
+
 def one_hot(ids: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The notes' one-hot encoding: a ``(..., num_classes)`` tensor with a single 1 per id.
 

@@ -165,6 +165,10 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _json_sha256(doc) -> str:
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+
 def save_checkpoint(run_dir: str | Path, step: int, state: dict) -> None:
     """Write the resumable state of a run (see the module docstring for the crash-safe order)."""
     run_dir = Path(run_dir)
@@ -180,6 +184,7 @@ def save_checkpoint(run_dir: str | Path, step: int, state: dict) -> None:
             "step": step,
             "tensors": name,
             "sha256": _sha256(run_dir / name),
+            "state_sha256": _json_sha256(doc),
             "state": doc,
         },
     )
@@ -207,4 +212,6 @@ def load_checkpoint(run_dir: str | Path) -> dict:
         raise RnnlabError(f"checkpoint tensor file {path} is missing")
     if _sha256(path) != doc.get("sha256"):
         raise RnnlabError(f"{path} does not match its checksum in checkpoint.json: truncated or edited")
+    if _json_sha256(doc.get("state")) != doc.get("state_sha256"):
+        raise RnnlabError(f"{run_dir / 'checkpoint.json'} was edited by hand (its state checksum differs)")
     return unflatten_state(doc.get("state"), load_tensors(path))

@@ -54,6 +54,20 @@ class LoopState:
     stop_reason: str | None = None
 
 
+def check_trainable(cfg: TrainConfig, corpus: Corpus) -> None:
+    """Refuse, before anything is written, a corpus that cannot give a batch or a validation score."""
+    if len(corpus.val) < 2:
+        raise RnnlabError(
+            f"the validation split has {len(corpus.val)} characters; give --split a VAL fraction "
+            "that leaves it some text (or use a larger corpus)"
+        )
+    d = cfg.data
+    if d.sampling == "random":
+        next(random_batches(corpus.train, d.batch_size, d.num_steps, generator=torch.Generator()), None)
+    else:
+        next(consecutive_batches(corpus.train, d.batch_size, d.num_steps), None)
+
+
 class Trainer:
     """Trains ``model`` on ``corpus``, logging to and checkpointing into ``run``.
 
@@ -89,14 +103,7 @@ class Trainer:
         self._log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self._bar = None
         self.stop_request: str | None = None  # set by a signal handler
-        self._check_splits()
-
-    def _check_splits(self) -> None:
-        if len(self.corpus.val) < 2:
-            raise RnnlabError(
-                f"the validation split has {len(self.corpus.val)} characters; give --split a VAL fraction "
-                "that leaves it some text (or use a larger corpus)"
-            )
+        check_trainable(cfg, corpus)
 
     # --- checkpoints ---------------------------------------------------------------------------
 
@@ -129,7 +136,18 @@ class Trainer:
             raise RnnlabError(f"checkpoint in {self.run.path} does not fit this run ({e})") from e
 
     def _save_checkpoint(self) -> None:
-        save_checkpoint(self.run.path, self.state.step, self.checkpoint_state())
+        self._saving(save_checkpoint, self.run.path, self.state.step, self.checkpoint_state())
+
+    def _saving(self, save, *args) -> bool:
+        """Run a save; a full disk or a permission error is reported and training goes on (the
+        previous file is intact, see rnnlab.io.atomic_write)."""
+        try:
+            save(*args)
+            return True
+        except RnnlabError as e:
+            self._say(f"rnnlab: warning: {e}")
+            self.metrics.write("save_failed", step=self.state.step, error=str(e))
+            return False
 
     # --- the loop ----------------------------------------------------------------------------------
 
@@ -152,8 +170,9 @@ class Trainer:
         """Train until a stop condition; returns the run's summary (see :meth:`summary`)."""
         self._wall_start = time.perf_counter()
         self.metrics = MetricsLog(self.run.metrics_path, truncate_to=self.metrics_size)
-        if self.state.step == 0:
+        if self.metrics_size is None:  # a new run, not a resumed one
             self.metrics.write("start", **self._corpus_info())
+            self._save_checkpoint()  # resumable from the very start: a kill -9 never strands a run
         self._open_bar()
         try:
             self._train_epochs()
@@ -174,8 +193,6 @@ class Trainer:
 
     def _train_epochs(self) -> None:
         r, s = self.cfg.run, self.state
-        if self.batches_per_epoch() == 0:
-            self._epoch_batches().__next__()  # raises the sampler's "needs at least N characters" error
         while True:
             s.stop_reason = s.stop_reason or self.stop_condition()
             if s.stop_reason is not None:
@@ -263,7 +280,7 @@ class Trainer:
         improved = val_loss < s.best_val_loss
         if improved:
             s.best_val_loss, s.best_step, s.bad_evals = val_loss, s.step, 0
-            save_model(self.run.model_path, self.model, {"step": s.step, "val_loss": val_loss})
+            self._saving(save_model, self.run.model_path, self.model, {"step": s.step, "val_loss": val_loss})
         else:
             s.bad_evals += 1
         self.scheduler.step(val_loss)
