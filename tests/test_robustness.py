@@ -12,7 +12,7 @@ import pytest
 
 from rnnlab.train import load_checkpoint, read_metrics
 
-TIMING = {"chars_per_s", "train_time"}
+TIMING = {"chars_per_s", "train_time", "seconds"}
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from rnnlab.cli import main
 from rnnlab.train import Trainer, read_metrics
 from rnnlab.train.loop import INTERRUPTED
 
-TIMING = {"chars_per_s", "train_time"}
+TIMING = {"chars_per_s", "train_time", "seconds"}
 SENTENCES = [
     "the quick brown fox jumps over the lazy dog. ",
     "分开 不分开 我不能再想 我不要再想 ",
@@ -176,3 +176,41 @@ def test_disk_full_while_saving_keeps_training(tmp_path, corpus_file, monkeypatc
     assert "save_failed" in events and events[-1] == "end"
     monkeypatch.setattr(ckpt, "save_file", real_save_file)
     ckpt.load_checkpoint(tmp_path / "full")  # the last good checkpoint is intact
+
+
+AWD = [
+    "--weight-drop",
+    "0.3",
+    "--embedding-dropout",
+    "0.1",
+    "--input-dropout",
+    "0.1",
+    "--variational",
+    "--dropout",
+    "0.2",
+    "--l1",
+    "1e-6",
+    "--l2",
+    "1e-5",
+    "--elastic-net",
+    "1e-5,0.5",
+    "--ar",
+    "1",
+    "--tar",
+    "1",
+]
+
+
+def test_every_regulariser_trains_logs_its_term_and_resumes_exactly(
+    tmp_path, corpus_file, monkeypatch, capsys
+):
+    assert main(tiny_flags(corpus_file, tmp_path / "whole", *AWD)) == 0
+    train = [r for r in read_metrics(tmp_path / "whole" / "metrics.jsonl") if r["event"] == "train"]
+    for term in ("l1", "l2", "elastic_net", "ar", "tar"):
+        assert all(r[f"penalty_{term}"] > 0 for r in train), term
+    with monkeypatch.context() as m:
+        interrupt_at(m, 17)
+        assert main(tiny_flags(corpus_file, tmp_path / "cut", *AWD)) == 130
+    assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet"]) == 0
+    assert values(tmp_path / "cut") == values(tmp_path / "whole")
+    assert main(["generate", str(tmp_path / "cut"), "--length", "5", "--seed", "0"]) == 0

@@ -76,6 +76,10 @@ class ModelConfig:
     embedding_dim: int = 128
     tie_weights: bool = False  # decoder shares the embedding (needs embedding_dim == hidden_size)
     bidirectional: bool = False  # refused: a bidirectional LM reads the answer
+    embedding_dropout: float = 0.0  # AWD-LSTM's regularisers, off by default (Merity et al. 2018)
+    input_dropout: float = 0.0
+    weight_drop: float = 0.0
+    variational: bool = False  # input/output dropout masks shared over time (Gal & Ghahramani 2016)
 
     def __post_init__(self):
         check_choice("cell", self.cell, CELLS)
@@ -85,6 +89,8 @@ class ModelConfig:
         check_number("num_layers", self.num_layers, 1)
         check_number("dropout", self.dropout, 0, 1)
         check_number("embedding_dim", self.embedding_dim, 1)
+        for name in ("embedding_dropout", "input_dropout", "weight_drop"):
+            check_number(name, getattr(self, name), 0, 1)
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,26 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
+class RegConfig:
+    """Penalties added to the loss (each logged as its own term)."""
+
+    l1: float = 0.0  # coefficient of sum |w| over weight matrices
+    l2: float = 0.0  # coefficient of sum w^2 (coupled decay; see --weight-decay for AdamW's decoupled one)
+    elastic_net: tuple[float, ...] = ()  # C,RATIO: C * (RATIO * L1 + (1 - RATIO) * L2)
+    ar: float = 0.0  # activation regularisation, alpha * mean(h^2) (Merity et al. 2018)
+    tar: float = 0.0  # temporal activation regularisation, beta * mean((h_t - h_{t-1})^2)
+
+    def __post_init__(self):
+        for name in ("l1", "l2", "ar", "tar"):
+            check_number(name, getattr(self, name), 0)
+        if self.elastic_net:
+            if len(self.elastic_net) != 2:
+                raise RnnlabError(f"--elastic-net takes C,RATIO; got {self.elastic_net}")
+            check_number("elastic_net", self.elastic_net[0], 0)
+            check_number("elastic_net", self.elastic_net[1], 0, 1)
+
+
+@dataclass(frozen=True)
 class RunConfig:
     epochs: int | None = None  # None: until --max-time, --max-steps or early stopping
     max_steps: int | None = None
@@ -121,6 +147,7 @@ class RunConfig:
     sample_length: int = 200
     device: str = "auto"
     precision: str = "fp32"
+    baseline: bool = True  # score the n-gram baseline on the same split at the start
     out: str | None = None  # run directory; default runs/<corpus>-<time>
 
     def __post_init__(self):
@@ -139,6 +166,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    reg: RegConfig = field(default_factory=RegConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict:
@@ -171,7 +199,13 @@ class TrainConfig:
         return cls.from_dict(nested)
 
 
-_SECTIONS = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "run": RunConfig}
+_SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "optim": OptimConfig,
+    "reg": RegConfig,
+    "run": RunConfig,
+}
 FIELD_SECTION = {f.name: section for section, c in _SECTIONS.items() for f in fields(c)}
 
 

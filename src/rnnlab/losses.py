@@ -1,4 +1,4 @@
-"""Loss and its readings: cross-entropy in nats, perplexity, bits per character."""
+"""Loss and its readings (cross-entropy in nats, perplexity, bits per char) and the penalty terms."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
+
+from rnnlab.nn.regularizers import ar_tar_penalty
 
 LN2 = math.log(2.0)
 
@@ -112,3 +114,42 @@ def elastic_net_penalty(params: Iterable[torch.Tensor], l1_ratio: float) -> torc
         raise ValueError(f"l1_ratio must be in [0, 1], got {l1_ratio!r}")
     params = list(params)
     return l1_ratio * l1_penalty(params) + (1 - l1_ratio) * l2_penalty(params)
+
+
+def regularization_terms(
+    model: torch.nn.Module,
+    hidden: torch.Tensor,
+    *,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    elastic_net: tuple[float, ...] = (),
+    ar: float = 0.0,
+    tar: float = 0.0,
+) -> dict[str, torch.Tensor]:
+    """The active penalty terms, by name, each already scaled by its coefficient.
+
+    The loop adds their sum to the cross-entropy and logs each one on its own.
+
+    Args:
+        model: whose weight matrices (:func:`penalized_weights`) the weight penalties act on.
+        hidden: ``(B, T, H)`` top-layer outputs, for AR and TAR (AR here acts on the outputs before
+            dropout; Merity et al. 2018 use the dropped ones, a small difference).
+        l1, l2: coefficients of :func:`l1_penalty` and :func:`l2_penalty`.
+        elastic_net: ``(C, l1_ratio)`` for ``C * elastic_net_penalty(..., l1_ratio)``, or empty.
+        ar, tar: the alpha and beta of :func:`rnnlab.nn.regularizers.ar_tar_penalty`.
+    """
+    terms: dict[str, torch.Tensor] = {}
+    weights = penalized_weights(model) if (l1 or l2 or elastic_net) else []
+    if l1:
+        terms["l1"] = l1 * l1_penalty(weights)
+    if l2:
+        terms["l2"] = l2 * l2_penalty(weights)
+    if elastic_net and elastic_net[0]:
+        terms["elastic_net"] = elastic_net[0] * elastic_net_penalty(weights, elastic_net[1])
+    if ar or tar:
+        ar_term, tar_term = ar_tar_penalty(hidden.float(), ar, tar)
+        if ar:
+            terms["ar"] = ar_term
+        if tar:
+            terms["tar"] = tar_term
+    return terms

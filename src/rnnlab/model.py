@@ -11,6 +11,7 @@ from torch import nn
 import rnnlab.nn as rnn_scratch
 from rnnlab.config import ModelConfig
 from rnnlab.errors import RnnlabError
+from rnnlab.nn.regularizers import LockedDropout, WeightDrop, embedding_dropout
 from rnnlab.nn.state import State, zero_state
 
 _LAYERS = {
@@ -58,6 +59,11 @@ class LanguageModel(nn.Module):
         embedding_dim: width of the embedding.
         tie_weights: share the embedding with the decoder (Press & Wolf 2017; Inan et al. 2017).
         bidirectional: always refused, see :data:`BIDIRECTIONAL_REFUSAL`.
+        embedding_dropout: drop whole characters from the embedding matrix (Gal & Ghahramani 2016).
+        input_dropout: dropout on the recurrent stack's input (the embeddings).
+        weight_drop: DropConnect on the hidden-to-hidden weights (Wan et al. 2013; Merity et al. 2018).
+        variational: one dropout mask per sequence for the input and output dropout, shared by all time
+            steps (locked dropout, Gal & Ghahramani 2016) instead of a fresh mask per step.
     """
 
     def __init__(
@@ -72,10 +78,16 @@ class LanguageModel(nn.Module):
         embedding_dim: int = 128,
         tie_weights: bool = False,
         bidirectional: bool = False,
+        embedding_dropout: float = 0.0,
+        input_dropout: float = 0.0,
+        weight_drop: float = 0.0,
+        variational: bool = False,
     ):
         super().__init__()
         if bidirectional:
             raise RnnlabError(BIDIRECTIONAL_REFUSAL)
+        if encoder != "embedding" and (embedding_dropout or input_dropout):
+            raise RnnlabError("--embedding-dropout and --input-dropout need --encoder embedding")
         if tie_weights and (encoder != "embedding" or embedding_dim != hidden_size):
             raise RnnlabError(
                 "--tie-weights needs --encoder embedding with --embedding-dim equal to --hidden-size "
@@ -88,10 +100,12 @@ class LanguageModel(nn.Module):
         input_size = embedding_dim if encoder == "embedding" else vocab_size
         layer = _LAYERS[impl][cell]
         kwargs = {"nonlinearity": "tanh"} if cell == "rnn" else {}
-        self.rnn = layer(
-            input_size, hidden_size, num_layers, dropout=dropout if num_layers > 1 else 0.0, **kwargs
-        )
-        self.drop = rnn_scratch.Dropout(dropout)
+        rnn = layer(input_size, hidden_size, num_layers, dropout=dropout if num_layers > 1 else 0.0, **kwargs)
+        self.rnn = WeightDrop(rnn, p=weight_drop) if weight_drop > 0 else rnn
+        drop = LockedDropout if variational else rnn_scratch.Dropout
+        self.embedding_dropout = embedding_dropout
+        self.input_drop = drop(input_dropout)
+        self.drop = drop(dropout)
         self.decoder = nn.Linear(hidden_size, vocab_size)
         if tie_weights:
             self.decoder.weight = self.embedding.weight
@@ -109,6 +123,10 @@ class LanguageModel(nn.Module):
             embedding_dim=cfg.embedding_dim,
             tie_weights=cfg.tie_weights,
             bidirectional=cfg.bidirectional,
+            embedding_dropout=cfg.embedding_dropout,
+            input_dropout=cfg.input_dropout,
+            weight_drop=cfg.weight_drop,
+            variational=cfg.variational,
         )
 
     def init_state(self, batch_size: int) -> State:
@@ -123,7 +141,10 @@ class LanguageModel(nn.Module):
         materialised (the notes' way, and as slow as theirs).
         """
         if self.embedding is not None:
-            return self.embedding(ids)  # (T, B, E)
+            weight = self.embedding.weight
+            if self.training and self.embedding_dropout > 0:
+                weight = embedding_dropout(weight, self.embedding_dropout)
+            return self.input_drop(F.embedding(ids, weight))  # (T, B, E)
         if self.impl == "scratch":
             return ids
         return F.one_hot(ids, self.vocab_size).to(self.decoder.weight.dtype)  # (T, B, V)
@@ -140,6 +161,5 @@ class LanguageModel(nn.Module):
         """
         x = self.encode(ids.t())  # (T, B, E), time-major: the recurrence walks dim 0
         output, state = self.rnn(x, state)  # (T, B, H)
-        hidden = output.transpose(0, 1)  # (B, T, H)
-        logits = self.decoder(self.drop(hidden))  # (B, T, V)
-        return LMOutput(logits, state, hidden)
+        logits = self.decoder(self.drop(output).transpose(0, 1))  # (B, T, V)
+        return LMOutput(logits, state, output.transpose(0, 1))

@@ -35,7 +35,7 @@ def _number(convert):
     return parse
 
 
-def _float_list(text: str) -> tuple[float, ...]:
+def float_list(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(x) for x in text.split(","))
     except ValueError as e:
@@ -49,6 +49,7 @@ def add_config_flags(
     help_texts: dict[str, str],
     choices: dict[str, tuple[str, ...]] | None = None,
     skip: tuple[str, ...] = (),
+    metavars: dict[str, str] | None = None,
 ) -> None:
     """One flag per dataclass field, ``--field-name``, defaulting to *absent* (argparse.SUPPRESS).
 
@@ -58,6 +59,7 @@ def add_config_flags(
     group = parser.add_argument_group(title)
     hints = typing.get_type_hints(config_cls)
     choices = choices or {}
+    metavars = metavars or {}
     for f in fields(config_cls):
         if f.name in skip:
             continue
@@ -72,7 +74,7 @@ def add_config_flags(
             kwargs["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(hint) is tuple:
             if typing.get_args(hint)[0] is float:
-                kwargs["type"], kwargs["metavar"] = _float_list, "A,B,C"
+                kwargs["type"], kwargs["metavar"] = float_list, metavars.get(f.name, "X,Y,...")
             else:
                 kwargs["action"] = "append"
         else:
@@ -80,14 +82,11 @@ def add_config_flags(
             kwargs["type"] = _none_or(convert) if optional else convert
         if f.name in choices:
             kwargs["choices"] = choices[f.name]
-        shown = (
-            "none"
-            if default is None
-            else ",".join(map(str, default))
-            if isinstance(default, tuple)
-            else default
-        )
-        kwargs["help"] = f"{help_texts.get(f.name, '')} (default: {shown or 'none'})".strip()
+        if default is None or default == ():
+            shown = "none"
+        else:
+            shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        kwargs["help"] = f"{help_texts.get(f.name, '')} (default: {shown})".strip()
         group.add_argument(flag, **kwargs)
 
 

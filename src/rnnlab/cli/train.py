@@ -15,11 +15,12 @@ from rnnlab.cli.common import add_config_flags, given, print_result
 from rnnlab.data import Corpus
 from rnnlab.data.batches import fit_batch_shape
 from rnnlab.device import resolve_device
+from rnnlab.diagnose.run import diagnose
 from rnnlab.errors import RnnlabError
 from rnnlab.generate import SamplingConfig, generate_text
 from rnnlab.model import LanguageModel
 from rnnlab.rundir import RunDir, command_line
-from rnnlab.train import Trainer, load_checkpoint
+from rnnlab.train import Trainer, load_checkpoint, read_metrics
 from rnnlab.train.loop import INTERRUPTED, check_trainable
 
 HELP = {
@@ -41,6 +42,16 @@ HELP = {
     "embedding_dim": "embedding width",
     "tie_weights": "share embedding and decoder weights (needs --embedding-dim = --hidden-size)",
     "bidirectional": "refused with an explanation: a bidirectional LM sees the future",
+    "embedding_dropout": "drop whole characters' embeddings (Gal & Ghahramani 2016)",
+    "input_dropout": "dropout on the embeddings fed to the recurrent stack",
+    "weight_drop": "DropConnect on hidden-to-hidden weights (AWD-LSTM, Merity et al. 2018)",
+    "variational": "share input/output dropout masks over time (locked dropout)",
+    "l1": "L1 penalty coefficient on weight matrices",
+    "l2": "L2 penalty coefficient on weight matrices (in the loss: coupled with Adam)",
+    "elastic_net": "elastic net C,RATIO: C*(RATIO*L1 + (1-RATIO)*L2)",
+    "ar": "activation regularisation alpha (AWD-LSTM)",
+    "tar": "temporal activation regularisation beta (AWD-LSTM)",
+    "baseline": "score the Kneser-Ney n-gram baseline on the same split first",
     "optimizer": "optimiser",
     "lr": "learning rate",
     "weight_decay": "weight decay on weight matrices (coupled for adam, decoupled for adamw)",
@@ -86,9 +97,14 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--config", metavar="FILE.toml", help="TOML file with the same keys as the flags")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run exactly where it stopped")
-    add_config_flags(p, C.DataConfig, "data", HELP, CHOICES, skip=("corpus",))
+    add_config_flags(
+        p, C.DataConfig, "data", HELP, CHOICES, skip=("corpus",), metavars={"split": "TRAIN,VAL,TEST"}
+    )
     add_config_flags(p, C.ModelConfig, "model", HELP, CHOICES)
     add_config_flags(p, C.OptimConfig, "optimisation", HELP, CHOICES)
+    add_config_flags(
+        p, C.RegConfig, "regularisation penalties", HELP, CHOICES, metavars={"elastic_net": "C,RATIO"}
+    )
     add_config_flags(p, C.RunConfig, "run", HELP, CHOICES)
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="make the summary line a JSON object")
@@ -194,6 +210,9 @@ def _finish(trainer: Trainer, summary: dict, as_json: bool) -> int:
         )
         print_result(summary, as_json, f"run {run}: interrupted, checkpoint saved")
         return 130
+    diag = diagnose(read_metrics(trainer.run.metrics_path))
+    print(diag.render_text(), file=sys.stderr, flush=True)
+    summary["fit_verdict"] = diag.fit.verdict
     prefix = trainer.cfg.run.prefix[0] if trainer.cfg.run.prefix else ""
     length = trainer.cfg.run.sample_length or 200
     chars = generate_text(

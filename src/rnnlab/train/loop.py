@@ -6,7 +6,7 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -20,9 +20,10 @@ from rnnlab.data import (
     random_batches,
 )
 from rnnlab.device import autocast
+from rnnlab.diagnose.ngram import select_order
 from rnnlab.errors import RnnlabError
 from rnnlab.generate import SamplingConfig, generate_text
-from rnnlab.losses import cross_entropy, loss_readings
+from rnnlab.losses import cross_entropy, loss_readings, regularization_terms
 from rnnlab.model import LanguageModel
 from rnnlab.nn.state import detach_state, state_from_tensors, state_tensors
 from rnnlab.train.checkpoint import load_model_weights, save_checkpoint, save_model
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from rnnlab.rundir import RunDir
 
 INTERRUPTED = "interrupted"
+BASELINE_MAX_CHARS = 20_000_000  # beyond this the n-gram counts cost more than they tell
 
 
 @dataclass
@@ -50,6 +52,8 @@ class LoopState:
     bad_evals: int = 0  # validations since the best one (early stopping)
     run_loss_sum: float = 0.0  # running train loss since the last validation
     run_count: int = 0
+    run_terms: dict = field(default_factory=dict)  # running sums of each penalty term
+    baseline_val_loss: float | None = None  # the n-gram baseline's, for comparison
     last_eval_step: int = -1
     stop_reason: str | None = None
 
@@ -172,6 +176,7 @@ class Trainer:
         self.metrics = MetricsLog(self.run.metrics_path, truncate_to=self.metrics_size)
         if self.metrics_size is None:  # a new run, not a resumed one
             self.metrics.write("start", **self._corpus_info())
+            self._baseline()
             self._save_checkpoint()  # resumable from the very start: a kill -9 never strands a run
         self._open_bar()
         try:
@@ -236,8 +241,12 @@ class Trainer:
         with autocast(self.device, self.cfg.run.precision):
             out = self.model(X, hidden)
         loss = cross_entropy(out.logits, Y)
+        r = self.cfg.reg
+        terms = regularization_terms(
+            self.model, out.hidden, l1=r.l1, l2=r.l2, elastic_net=r.elastic_net, ar=r.ar, tar=r.tar
+        )
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss + sum(terms.values())).backward()
         if o.clip_value is not None:
             torch.nn.utils.clip_grad_value_(self.model.parameters(), o.clip_value)
         if o.clip_norm is not None:
@@ -248,6 +257,8 @@ class Trainer:
         s.step, s.batch = s.step + 1, s.batch + 1
         s.chars_seen += Y.numel()
         s.run_loss_sum, s.run_count = s.run_loss_sum + value, s.run_count + 1
+        for name, term in terms.items():
+            s.run_terms[name] = s.run_terms.get(name, 0.0) + term.item()
         s.train_time += time.perf_counter() - start
         if self._bar is not None:
             self._bar.update(1)
@@ -275,6 +286,7 @@ class Trainer:
             lr=lr,
             chars_per_s=self._chars_per_s(),
             train_time=s.train_time,
+            **{f"penalty_{k}": v / s.run_count for k, v in s.run_terms.items() if s.run_count},
         )
         self.metrics.write("val", **common, **loss_readings(val_loss))
         improved = val_loss < s.best_val_loss
@@ -284,13 +296,35 @@ class Trainer:
         else:
             s.bad_evals += 1
         self.scheduler.step(val_loss)
-        s.run_loss_sum, s.run_count, s.last_eval_step = 0.0, 0, s.step
+        s.run_loss_sum, s.run_count, s.run_terms, s.last_eval_step = 0.0, 0, {}, s.step
         self._say(
             f"step {s.step:>6}  epoch {s.epoch}  train loss {train_loss:.3f}  val loss {val_loss:.3f} "
-            f"(ppl {math.exp(min(val_loss, 50)):.2f}){'  *' if improved else ''}  lr {lr:.2g}"
+            f"(ppl {math.exp(min(val_loss, 50)):.2f}{self._baseline_note()})"
+            f"{'  *' if improved else ''}  lr {lr:.2g}"
         )
         self._samples()
         self._save_checkpoint()
+
+    def _baseline(self) -> None:
+        """Score the n-gram baseline on the same split and vocabulary (too slow on huge corpora)."""
+        c = self.corpus
+        if not self.cfg.run.baseline or len(c.train) > BASELINE_MAX_CHARS:
+            return
+        start = time.perf_counter()
+        sel = select_order(c.train, c.val, len(c.vocab), test=c.test)
+        best = sel.best
+        self.state.baseline_val_loss = best.val_loss
+        self.metrics.write(
+            "baseline", order=sel.order, val_loss=best.val_loss, val_ppl=best.val_ppl,
+            test_loss=best.test_loss, test_ppl=best.test_ppl, seconds=time.perf_counter() - start,
+        )  # fmt: skip
+        self._say(
+            f"n-gram baseline (Kneser-Ney, order {sel.order} chosen on val): val ppl {best.val_ppl:.2f}"
+        )
+
+    def _baseline_note(self) -> str:
+        b = self.state.baseline_val_loss
+        return f", n-gram {math.exp(b):.2f}" if b is not None else ""
 
     def _samples(self) -> None:
         length = self.cfg.run.sample_length
@@ -368,4 +402,5 @@ class Trainer:
             "test_loss": test.get("loss"),
             "test_ppl": test.get("ppl"),
             "test_bpc": test.get("bpc"),
+            "baseline_val_ppl": math.exp(s.baseline_val_loss) if s.baseline_val_loss is not None else None,
         }

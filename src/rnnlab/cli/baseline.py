@@ -1,0 +1,74 @@
+"""`rnnlab baseline`: the Kneser-Ney character n-gram on the same split and vocabulary a run would use."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from rnnlab.cli.common import float_list, given, print_result
+from rnnlab.config import DataConfig
+from rnnlab.data import Corpus
+from rnnlab.diagnose.ngram import select_order
+
+DATA_FLAGS = ("split", "min_freq", "encoding", "errors", "builtin")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "baseline",
+        help="score an interpolated Kneser-Ney character n-gram model (the bar a network must clear)",
+        description="Fit modified Kneser-Ney n-gram models of orders 1..N on the train split, choose the "
+        "order on validation, and report val/test perplexity on exactly the split and vocabulary that "
+        "rnnlab train uses with the same flags.",
+    )
+    p.add_argument(
+        "corpus", nargs="*", metavar="CORPUS", help="UTF-8 text files (default: the built-in corpus)"
+    )
+    p.add_argument(
+        "--split",
+        type=float_list,
+        metavar="TRAIN,VAL,TEST",
+        default=argparse.SUPPRESS,
+        help="fractions, as for rnnlab train (default: 0.9,0.05,0.05)",
+    )
+    p.add_argument(
+        "--min-freq",
+        type=int,
+        default=argparse.SUPPRESS,
+        dest="min_freq",
+        help="rarer characters become <unk> (default: 1)",
+    )
+    p.add_argument("--encoding", default=argparse.SUPPRESS, help="corpus encoding (default: utf-8)")
+    p.add_argument("--errors", default=argparse.SUPPRESS, help="strict, replace or ignore (default: strict)")
+    p.add_argument("--builtin", default=argparse.SUPPRESS, help="built-in corpus (default: python-docs)")
+    p.add_argument("--max-order", type=int, default=7, help="largest n tried (default: 7)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = DataConfig(corpus=tuple(args.corpus), **given(args, DATA_FLAGS))
+    corpus = Corpus.from_config(cfg)
+    start = time.perf_counter()
+    sel = select_order(
+        corpus.train, corpus.val, len(corpus.vocab), range(1, max(1, args.max_order) + 1), test=corpus.test
+    )
+    best = sel.best
+    result = {
+        "source": corpus.source,
+        "order": sel.order,
+        "vocab_size": len(corpus.vocab),
+        "val_loss": best.val_loss,
+        "val_ppl": best.val_ppl,
+        "test_loss": best.test_loss,
+        "test_ppl": best.test_ppl,
+        "oov_rate": corpus.oov_rate,
+        "seconds": round(time.perf_counter() - start, 3),
+        "orders": [{"order": s.order, "val_ppl": s.val_ppl, "test_ppl": s.test_ppl} for s in sel.scores],
+    }
+    if not args.json:
+        print(f"{corpus.summary()}\n{sel.render_text()}")
+    test = f", test ppl {best.test_ppl:.2f}" if best.test_ppl is not None else ""
+    print_result(result, args.json, f"n-gram baseline: order {sel.order}, val ppl {best.val_ppl:.2f}{test}")
+    return 0

@@ -1,0 +1,36 @@
+"""`rnnlab diagnose`: why a run went as it did (under/over-fitting), with evidence, remedies and plots."""
+
+from __future__ import annotations
+
+import argparse
+
+from rnnlab.cli.common import print_result
+from rnnlab.diagnose.run import diagnose
+from rnnlab.rundir import RunDir
+from rnnlab.train.metrics import read_metrics
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "diagnose",
+        help="tell whether a run under- or over-fits, and what to try",
+        description="Read a run's metrics.jsonl and give a verdict (under-fitting, over-fitting and from "
+        "which step, good fit, still improving) with the evidence and the remedies ranked for the case, "
+        "as rnnlab flags. Saves learning_curves.png in the run directory.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by rnnlab train")
+    p.add_argument("--no-plots", action="store_true", help="do not write PNG files")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    run_dir = RunDir.open(args.run_dir)
+    records = read_metrics(run_dir.metrics_path)
+    diag = diagnose(records, None if args.no_plots else run_dir.path)
+    if not args.json:
+        print(diag.render_text())
+    result = {"run_dir": str(run_dir.path), **diag.to_dict()}
+    print_result(result, args.json, f"plots: {', '.join(diag.plots) or 'none'}")
+    return 0
