@@ -148,6 +148,7 @@ class RunConfig:
     device: str = "auto"
     precision: str = "fp32"
     baseline: bool = True  # score the n-gram baseline on the same split at the start
+    preset: str = "auto"  # a named recipe (rnnlab.presets); auto: by corpus size
     out: str | None = None  # run directory; default runs/<corpus>-<time>
 
     def __post_init__(self):

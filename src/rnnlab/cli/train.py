@@ -19,6 +19,7 @@ from rnnlab.diagnose.run import diagnose
 from rnnlab.errors import RnnlabError
 from rnnlab.generate import SamplingConfig, generate_text
 from rnnlab.model import LanguageModel
+from rnnlab.presets import preset_names, resolve_preset
 from rnnlab.rundir import RunDir, command_line
 from rnnlab.train import Trainer, load_checkpoint, read_metrics
 from rnnlab.train.loop import INTERRUPTED, check_trainable
@@ -52,6 +53,7 @@ HELP = {
     "ar": "activation regularisation alpha (AWD-LSTM)",
     "tar": "temporal activation regularisation beta (AWD-LSTM)",
     "baseline": "score the Kneser-Ney n-gram baseline on the same split first",
+    "preset": "a named recipe; auto picks small-corpus below 200k training characters, else default",
     "optimizer": "optimiser",
     "lr": "learning rate",
     "weight_decay": "weight decay on weight matrices (coupled for adam, decoupled for adamw)",
@@ -79,6 +81,7 @@ CHOICES = {
     "encoder": C.ENCODERS,
     "optimizer": C.OPTIMIZERS,
     "precision": C.PRECISIONS,
+    "preset": preset_names(),
 }
 ALL_FIELDS = tuple(f for f in C.FIELD_SECTION if f != "corpus")  # corpus is the positional argument
 # What a resumed run may change: when to stop, and where to compute.
@@ -113,21 +116,31 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def resolve_config(args: argparse.Namespace) -> C.TrainConfig:
+def user_values(args: argparse.Namespace) -> dict:
+    """What the user asked for: the TOML file's keys, overridden by the flags given."""
     flat = C.load_toml(args.config) if args.config else {}
+    flat = {k.replace("-", "_"): v for k, v in flat.items()}
     flat.update(given(args, ALL_FIELDS))
     if args.corpus:
         flat["corpus"] = tuple(args.corpus)
-    return C.TrainConfig.from_flat(flat)
+    return flat
+
+
+def resolve_config(flat: dict, train_chars: int) -> C.TrainConfig:
+    """Defaults, then the preset (``auto``: chosen by the size of the training split), then ``flat``."""
+    name, values = resolve_preset(flat.get("preset", "auto"), train_chars)
+    return C.TrainConfig.from_flat({**values, **flat, "preset": name})
 
 
 def run(args: argparse.Namespace) -> int:
     if args.resume:
         trainer = _resumed_trainer(args)
     else:
-        cfg = resolve_config(args)
+        flat = user_values(args)
+        cfg = C.TrainConfig.from_flat(flat)  # validates every value before any work
         RunDir.check_new(cfg.run.out)
         corpus = Corpus.from_config(cfg.data)
+        cfg = resolve_config(flat, len(corpus.train))
         cfg = _shrunk_to_fit(cfg, len(corpus.train))
         check_trainable(cfg, corpus)
         device = resolve_device(cfg.run.device)
