@@ -126,3 +126,78 @@ def _dynamic_step(model, x, y, state, originals, cfg: AdaptiveConfig) -> None:
             if g is not None:
                 p.sub_(cfg.dynamic_lr * g)
             p.add_(cfg.dynamic_decay * (p0 - p))
+
+
+@dataclass(frozen=True)
+class AdaptiveResult:
+    """Tuned on validation, applied unchanged to test: each ingredient's loss (nats/char) on both."""
+
+    config: AdaptiveConfig
+    ngram_order: int
+    val: dict[str, float]
+    test: dict[str, float]
+
+
+LAMBDAS = tuple(round(float(x), 2) for x in np.arange(0.0, 0.95, 0.05))
+
+
+def _best_mix(probs: StreamProbs, ngram: np.ndarray | None, use_cache: bool, use_ngram: bool):
+    """The mixture weights with the lowest loss on these probabilities (a grid: two weights only)."""
+    best = (probs.mix(0.0, None, 0.0), 0.0, 0.0)
+    for lc in LAMBDAS if use_cache else (0.0,):
+        for ln in LAMBDAS if use_ngram else (0.0,):
+            if lc + ln < 0.96:
+                best = min(best, (probs.mix(lc, ngram, ln), lc, ln))
+    return best
+
+
+def tune_adaptive(
+    model: torch.nn.Module,
+    splits: dict[str, np.ndarray],
+    vocab_size: int,
+    *,
+    num_steps: int = 64,
+    dynamic_lrs: tuple[float, ...] = (0.0, 0.01, 0.03, 0.1),
+    cache_thetas: tuple[float, ...] = (0.1, 0.3, 1.0),
+    cache_size: int = 2000,
+) -> AdaptiveResult:
+    """Choose dynamic-evaluation rate, cache flatness and mixture weights on ``splits["val"]``, then
+    score ``splits["test"]`` with the same choices; report each ingredient alone and all together.
+
+    ``splits`` holds ``train`` (for the n-gram), ``val`` and ``test`` id arrays.
+    """
+    from rnnlab.diagnose.ngram import KneserNeyLM, select_order
+
+    order = select_order(splits["train"], splits["val"], vocab_size).order
+    ngram = KneserNeyLM.fit(splits["train"], vocab_size, order)
+    ng = {k: np.exp(ngram.log_prob(splits[k]))[1:] for k in ("val", "test") if len(splits[k]) > 1}
+
+    def probs(split: str, lr: float, theta: float) -> StreamProbs:
+        cfg = AdaptiveConfig(num_steps=num_steps, dynamic_lr=lr, cache_size=cache_size, cache_theta=theta)
+        return stream_probs(model, splits[split], cfg)
+
+    # Each ingredient is tuned on its own (for its share), and all of them together.
+    runs = {(lr, th): probs("val", lr, th) for lr in dynamic_lrs for th in cache_thetas}
+    choices = {}
+    for name, dyn, cache, ngram_on in (
+        ("model", False, False, False),
+        ("+dynamic", True, False, False),
+        ("+cache", False, True, False),
+        ("+ngram", False, False, True),
+        ("all", True, True, True),
+    ):
+        best = None
+        for (lr, th), p in runs.items():
+            if lr > 0 and not dyn:
+                continue
+            loss, lc, ln = _best_mix(p, ng["val"], cache, ngram_on)
+            if best is None or loss < best[0]:
+                best = (loss, AdaptiveConfig(num_steps, lr, 0.02, cache_size, th, lc, ln))
+        choices[name] = best
+    val = {name: loss for name, (loss, _) in choices.items()}
+    test = {}
+    if "test" in ng:
+        for name, (_, cfg) in choices.items():
+            p = stream_probs(model, splits["test"], cfg)
+            test[name] = p.mix(cfg.cache_lambda, ng["test"], cfg.ngram_lambda)
+    return AdaptiveResult(choices["all"][1], order, val, test)
