@@ -15,8 +15,11 @@ StepFn = Callable[[Tensor, State, Tensor, Tensor | None], State]
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     """``x @ weight^T + bias`` over any leading dims: ``(..., in)`` -> ``(..., out)``."""
-    out = x.matmul(weight.t())
-    return out if bias is None else out + bias
+    if bias is None:
+        return x.matmul(weight.t())
+    # One GEMM that starts from the bias (as torch.nn.functional.linear), not a GEMM and then an add.
+    out = torch.addmm(bias, x.reshape(-1, x.size(-1)), weight.t())  # (N, out)
+    return out.view(*x.shape[:-1], out.size(-1))
 
 
 def rnn_tanh_step(gi: Tensor, h: Tensor, weight_hh: Tensor, bias_hh: Tensor | None) -> Tensor:

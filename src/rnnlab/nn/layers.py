@@ -2,11 +2,13 @@
 
 import numbers
 import warnings
+from functools import partial
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
+from rnnlab.nn import fused
 from rnnlab.nn.cells import (
     MODES,
     check_sizes,
@@ -36,7 +38,13 @@ class RNNBase(nn.Module):
     loop then does one hidden matmul per step, walking backwards for ``_reverse``. Layer ``l + 1`` reads
     the concatenated ``[forward; reverse]`` outputs of layer ``l``, through inverted dropout in training
     mode, except after the last layer (as torch).
+
+    Time loop: the fast path (:mod:`rnnlab.nn.fused`, hand-written BPTT) wherever it applies (CPU/CUDA;
+    float32, float64, bfloat16, autocast); ``layer.fast = False`` selects the reference loop, the cell's
+    step recorded by autograd, which every other case uses too.
     """
+
+    fast: bool = True  # a plain attribute, not a constructor argument, so the signature stays torch's
 
     def __init__(
         self,
@@ -179,10 +187,23 @@ class RNNBase(nn.Module):
         )
         return getattr(self, "weight_ih" + s), getattr(self, "weight_hh" + s), bias_ih, bias_hh
 
-    def _scan(
+    def _direction(self, x: Tensor, ids: bool, index: int, state: State) -> tuple[Tensor, State]:
+        """One (layer, direction) over ``x`` (T, B, in), or (T, B) ids: -> (T, B, H), final state."""
+        weight_ih, weight_hh, bias_ih, bias_hh = self._weights(index)
+        fast = self.fast and fused.applies(weight_hh)
+        if fast and bias_hh is not None and fused.KERNELS[self.mode].fold_bias:
+            bias_ih, bias_hh = bias_ih + bias_hh, None  # b_hh beside b_ih: added once for all T steps
+        if ids:  # one_hot(x) @ W_ih^T picks column x of W_ih: gather it, skip the V-wide matmul
+            gi = weight_ih.t()[x] if bias_ih is None else weight_ih.t()[x] + bias_ih  # (T, B, G*H)
+        else:
+            gi = linear(x, weight_ih, bias_ih)  # (T, B, G*H): all steps' input projections at once
+        scan = partial(fused.scan, self.mode) if fast else self._reference_scan
+        return scan(gi, state, weight_hh, bias_hh, reverse=index % self.num_directions == 1)
+
+    def _reference_scan(
         self, gi: Tensor, state: State, weight_hh: Tensor, bias_hh: Tensor | None, reverse: bool
     ) -> tuple[Tensor, State]:
-        """Run the step over time. ``gi`` (T, B, G*H) -> outputs (T, B, H) in time order, final state."""
+        """The slow, obvious path: the cell's step per t, autograd records every op."""
         step = MODES[self.mode].step
         steps = range(gi.size(0) - 1, -1, -1) if reverse else range(gi.size(0))
         outputs: list[Tensor] = [gi] * gi.size(0)  # placeholders, every slot is overwritten
@@ -232,15 +253,8 @@ class RNNBase(nn.Module):
             outputs = []
             for direction in range(self.num_directions):
                 index = layer * self.num_directions + direction
-                weight_ih, weight_hh, bias_ih, bias_hh = self._weights(index)
-                if one_hot_ids and layer == 0:
-                    # one_hot(x) @ W_ih^T picks column x of W_ih: gather it, skip the V-wide matmul.
-                    gi = weight_ih.t()[x]  # (T, B, G*H)
-                    gi = gi if bias_ih is None else gi + bias_ih
-                else:
-                    gi = linear(x, weight_ih, bias_ih)  # (T, B, G*H): all steps' input projections at once
                 state = state_from_tensors(tuple(part[index] for part in parts))
-                out, state = self._scan(gi, state, weight_hh, bias_hh, reverse=direction == 1)
+                out, state = self._direction(x, one_hot_ids and layer == 0, index, state)
                 outputs.append(out)
                 finals.append(state_tensors(state))
             x = torch.cat(outputs, dim=-1)  # (T, B, D*H)
