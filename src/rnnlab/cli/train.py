@@ -189,7 +189,10 @@ def _resumed_trainer(args: argparse.Namespace) -> Trainer:
     finished = trainer.state.stop_reason not in (None, INTERRUPTED)
     trainer.state.stop_reason = None
     reason = trainer.stop_condition()
-    if finished and reason is not None:  # an interrupted run may still need its final validation
+    # A run killed after its last checkpoint but before its "end" record still owes its test score:
+    # resuming it finishes that. One that ended needs a larger limit to go on.
+    ended = any(r.get("event") == "end" for r in read_metrics(run_dir.metrics_path))
+    if finished and ended and reason is not None:
         raise RnnlabError(
             f"run {run_dir.path} already stopped ({reason}); "
             "give a larger --max-steps, --epochs, --max-time or --patience to train on"
