@@ -33,6 +33,8 @@ def run(tmp_path_factory):
         "--max-time",
         "none",
         "--quiet",
+        "--monitor-every",
+        "10",
     ]
     assert main(flags) == 0
     return root
@@ -56,8 +58,19 @@ def test_every_run_scores_the_baseline_and_diagnose_reads_it(run, capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["fit"]["verdict"] in ("under-fitting", "over-fitting", "good fit", "still improving")
     assert result["fit"]["evidence"]["baseline_val_loss"] == pytest.approx(baseline["val_loss"])
-    png = run / "run" / "learning_curves.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    for name in ("learning_curves.png", "dldh_heatmap.png"):
+        png = run / "run" / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert result["gradients"]["kind"] in ("vanishing", "exploding", "healthy")
+
+
+def test_gradient_readings_are_logged(run):
+    records = [json.loads(line) for line in (run / "run" / "metrics.jsonl").read_text().splitlines()]
+    grads = [r for r in records if r["event"] == "grad"]
+    assert [r["step"] for r in grads] == [10, 20, 30, 40, 50, 60]
+    for r in grads:
+        assert len(r["dldh"]) == 16 and r["norm_before"] > 0 and 0 <= r["clip_frac"] <= 1
+        assert any(k.startswith("update_ratio/") for k in r) and any(k.startswith("grad_norm/rnn") for k in r)
 
 
 def test_remedies_name_flags_that_exist():

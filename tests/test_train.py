@@ -214,3 +214,45 @@ def test_every_regulariser_trains_logs_its_term_and_resumes_exactly(
     assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet"]) == 0
     assert values(tmp_path / "cut") == values(tmp_path / "whole")
     assert main(["generate", str(tmp_path / "cut"), "--length", "5", "--seed", "0"]) == 0
+
+
+def test_injected_nan_loss_is_skipped(tmp_path, corpus_file, monkeypatch, capsys):
+    import rnnlab.train.loop as loop
+
+    calls = {"n": 0}
+    real = loop.cross_entropy
+
+    def nan_on_the_seventh(logits, targets):
+        calls["n"] += 1
+        loss = real(logits, targets)
+        return loss * float("nan") if calls["n"] == 7 else loss
+
+    monkeypatch.setattr(loop, "cross_entropy", nan_on_the_seventh)
+    assert main(tiny_flags(corpus_file, tmp_path / "nan")) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["skipped_steps"] == 1 and summary["rollbacks"] == 0
+    skips = [r for r in read_metrics(tmp_path / "nan" / "metrics.jsonl") if r["event"] == "skip"]
+    assert [r["step"] for r in skips] == [7] and "non-finite loss" in skips[0]["reason"]
+
+
+def test_poisoned_weights_roll_back_and_are_never_saved(tmp_path, corpus_file, monkeypatch, capsys):
+    from safetensors.torch import load_file
+
+    original = Trainer._train_step
+
+    def poison_at_13(self, X, Y):
+        if self.state.step == 13:
+            with torch.no_grad():
+                self.model.decoder.weight[0, 0] = float("nan")
+        original(self, X, Y)
+
+    monkeypatch.setattr(Trainer, "_train_step", poison_at_13)
+    assert main(tiny_flags(corpus_file, tmp_path / "p")) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["rollbacks"] == 1 and summary["skipped_steps"] == 3
+    events = [r["event"] for r in read_metrics(tmp_path / "p" / "metrics.jsonl")]
+    assert "save_skipped" in events and "rollback" in events  # the NaN model met a validation, unsaved
+    train = [r for r in read_metrics(tmp_path / "p" / "metrics.jsonl") if r["event"] == "train"]
+    assert train[-1]["lr"] < train[0]["lr"]  # the rollback lowered the learning rate
+    for f in (tmp_path / "p").glob("*.safetensors"):
+        assert all(torch.isfinite(t).all() for t in load_file(f).values()), f.name

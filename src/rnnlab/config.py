@@ -148,6 +148,7 @@ class RunConfig:
     device: str = "auto"
     precision: str = "fp32"
     baseline: bool = True  # score the n-gram baseline on the same split at the start
+    monitor_every: int = 50  # gradient readings every N steps (0: off); ~2% of the steps' time
     preset: str = "auto"  # a named recipe (rnnlab.presets); auto: by corpus size
     out: str | None = None  # run directory; default runs/<corpus>-<time>
 
@@ -157,6 +158,7 @@ class RunConfig:
         check_number("max_time", self.max_time, 0, low_open=True, allow_none=True)
         check_number("seed", self.seed, 0)
         check_number("eval_every", self.eval_every, 1)
+        check_number("monitor_every", self.monitor_every, 0)
         check_number("patience", self.patience, 1)
         check_number("sample_length", self.sample_length, 0)
         check_choice("precision", self.precision, PRECISIONS)

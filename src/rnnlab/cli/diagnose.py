@@ -13,10 +13,11 @@ from rnnlab.train.metrics import read_metrics
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "diagnose",
-        help="tell whether a run under- or over-fits, and what to try",
-        description="Read a run's metrics.jsonl and give a verdict (under-fitting, over-fitting and from "
-        "which step, good fit, still improving) with the evidence and the remedies ranked for the case, "
-        "as rnnlab flags. Saves learning_curves.png in the run directory.",
+        help="does a run under- or over-fit, do its gradients vanish or explode, and what to try",
+        description="Read a run's metrics.jsonl and give two verdicts: fit (under-fitting, over-fitting and "
+        "from which step, good fit, still improving) and gradients (vanishing, exploding, healthy), each "
+        "with its evidence and the remedies ranked for the case, as rnnlab flags. Saves "
+        "learning_curves.png and dldh_heatmap.png in the run directory.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by rnnlab train")
     p.add_argument("--no-plots", action="store_true", help="do not write PNG files")
@@ -28,7 +29,8 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     run_dir = RunDir.open(args.run_dir)
     records = read_metrics(run_dir.metrics_path)
-    diag = diagnose(records, None if args.no_plots else run_dir.path)
+    cell = run_dir.load_config().model.cell
+    diag = diagnose(records, None if args.no_plots else run_dir.path, cell=cell)
     if not args.json:
         print(diag.render_text())
     result = {"run_dir": str(run_dir.path), **diag.to_dict()}

@@ -226,9 +226,10 @@ def _finish(trainer: Trainer, summary: dict, as_json: bool) -> int:
         )
         print_result(summary, as_json, f"run {run}: interrupted, checkpoint saved")
         return 130
-    diag = diagnose(read_metrics(trainer.run.metrics_path))
+    diag = diagnose(read_metrics(trainer.run.metrics_path), cell=trainer.cfg.model.cell)
     print(diag.render_text(), file=sys.stderr, flush=True)
     summary["fit_verdict"] = diag.fit.verdict
+    summary["gradient_verdict"] = diag.gradients.kind if diag.gradients else None
     prefix = trainer.cfg.run.prefix[0] if trainer.cfg.run.prefix else ""
     length = trainer.cfg.run.sample_length or 200
     chars = generate_text(

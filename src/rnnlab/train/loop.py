@@ -20,22 +20,23 @@ from rnnlab.data import (
     random_batches,
 )
 from rnnlab.device import autocast
-from rnnlab.diagnose.ngram import select_order
 from rnnlab.errors import RnnlabError
-from rnnlab.generate import SamplingConfig, generate_text
 from rnnlab.losses import cross_entropy, loss_readings, regularization_terms
 from rnnlab.model import LanguageModel
 from rnnlab.nn.state import detach_state, state_from_tensors, state_tensors
-from rnnlab.train.checkpoint import load_model_weights, save_checkpoint, save_model
+from rnnlab.train.checkpoint import load_checkpoint, save_checkpoint, save_model
+from rnnlab.train.clipping import clip_grad_norm, clip_grad_value, total_grad_norm
 from rnnlab.train.evaluate import evaluate_loss
-from rnnlab.train.metrics import MetricsLog
+from rnnlab.train.guard import NonFiniteGuard
+from rnnlab.train.milestones import check_trainable, corpus_info, sample_texts, score_baseline, score_test
+from rnnlab.train.monitor import GradientMonitor
 from rnnlab.train.optim import build_optimizer, build_scheduler
+from rnnlab.train.reporting import Reporter, run_summary
 
 if TYPE_CHECKING:
     from rnnlab.rundir import RunDir
 
 INTERRUPTED = "interrupted"
-BASELINE_MAX_CHARS = 20_000_000  # beyond this the n-gram counts cost more than they tell
 
 
 @dataclass
@@ -54,22 +55,13 @@ class LoopState:
     run_count: int = 0
     run_terms: dict = field(default_factory=dict)  # running sums of each penalty term
     baseline_val_loss: float | None = None  # the n-gram baseline's, for comparison
+    test_loss: float | None = None
     last_eval_step: int = -1
     stop_reason: str | None = None
 
 
-def check_trainable(cfg: TrainConfig, corpus: Corpus) -> None:
-    """Refuse, before anything is written, a corpus that cannot give a batch or a validation score."""
-    if len(corpus.val) < 2:
-        raise RnnlabError(
-            f"the validation split has {len(corpus.val)} characters; give --split a VAL fraction "
-            "that leaves it some text (or use a larger corpus)"
-        )
-    d = cfg.data
-    if d.sampling == "random":
-        next(random_batches(corpus.train, d.batch_size, d.num_steps, generator=torch.Generator()), None)
-    else:
-        next(consecutive_batches(corpus.train, d.batch_size, d.num_steps), None)
+def _all_finite(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 class Trainer:
@@ -81,7 +73,7 @@ class Trainer:
         model: a LanguageModel already on ``device``.
         run: the run directory.
         device: where batches go.
-        log: prints one progress line (default: stderr).
+        log: prints one line when there is no progress bar (default: stderr).
         progress: show a tqdm bar.
     """
 
@@ -95,19 +87,20 @@ class Trainer:
         log: Callable[[str], None] | None = None,
         progress: bool = True,
     ):
+        check_trainable(cfg, corpus)
         self.cfg, self.corpus, self.model, self.run, self.device = cfg, corpus, model, run, device
         self.optimizer = build_optimizer(model, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim)
+        # --monitor-every 0 turns the monitor off: it then never samples a step.
+        self.monitor = GradientMonitor(model, every=cfg.run.monitor_every or sys.maxsize)
+        self.guard = NonFiniteGuard()
         self.data_rng = torch.Generator().manual_seed(cfg.run.seed)
         self.epoch_rng_state = self.data_rng.get_state()  # the sampler's draws for this epoch
         self.state = LoopState()
         self.hidden = None  # carried across batches by consecutive sampling
         self.metrics_size: int | None = None
-        self.progress = progress
-        self._log = log or (lambda line: print(line, file=sys.stderr, flush=True))
-        self._bar = None
+        self.progress, self._log = progress, log
         self.stop_request: str | None = None  # set by a signal handler
-        check_trainable(cfg, corpus)
 
     # --- checkpoints ---------------------------------------------------------------------------
 
@@ -115,21 +108,27 @@ class Trainer:
         cuda = [torch.cuda.get_rng_state(i) for i in range(torch.cuda.device_count())]
         return {
             "loop": asdict(self.state),
-            "metrics_bytes": self.metrics.size(),
+            "metrics_bytes": self.report.size(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "guard": self.guard.state_dict(),
+            "monitor": self.monitor.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "data_epoch": self.epoch_rng_state, "cuda": cuda},
             "hidden": state_tensors(self.hidden),
         }
 
-    def restore(self, ckpt: dict) -> None:
-        """Continue from a :meth:`checkpoint_state` (read back by ``load_checkpoint``)."""
+    def restore(self, ckpt: dict, weights_only: bool = False) -> None:
+        """Continue from a :meth:`checkpoint_state`; ``weights_only``: model and optimiser only."""
         try:
-            self.state = LoopState(**ckpt["loop"])
             self.model.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
+            if weights_only:
+                return
+            self.state = LoopState(**ckpt["loop"])
             self.scheduler.load_state_dict(ckpt["scheduler"])
+            self.guard.load_state_dict(ckpt["guard"])
+            self.monitor.load_state_dict(ckpt["monitor"])
             torch.set_rng_state(ckpt["rng"]["torch"])
             self.epoch_rng_state = ckpt["rng"]["data_epoch"]
             for i, s in enumerate(ckpt["rng"]["cuda"][: torch.cuda.device_count()]):
@@ -139,19 +138,21 @@ class Trainer:
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise RnnlabError(f"checkpoint in {self.run.path} does not fit this run ({e})") from e
 
-    def _save_checkpoint(self) -> None:
-        self._saving(save_checkpoint, self.run.path, self.state.step, self.checkpoint_state())
-
-    def _saving(self, save, *args) -> bool:
-        """Run a save; a full disk or a permission error is reported and training goes on (the
-        previous file is intact, see rnnlab.io.atomic_write)."""
+    def _save(self, save, *args) -> None:
+        """Save unless the model is non-finite; a full disk or a permission error is reported and
+        training goes on (the previous file is intact, see rnnlab.io.atomic_write)."""
+        if not _all_finite(self.model):
+            self.report.say("rnnlab: warning: the model has NaN/inf weights; not saved")
+            self.report.write("save_skipped", step=self.state.step, reason="non-finite weights")
+            return
         try:
             save(*args)
-            return True
         except RnnlabError as e:
-            self._say(f"rnnlab: warning: {e}")
-            self.metrics.write("save_failed", step=self.state.step, error=str(e))
-            return False
+            self.report.say(f"rnnlab: warning: {e}")
+            self.report.write("save_failed", step=self.state.step, error=str(e))
+
+    def _save_checkpoint(self) -> None:
+        self._save(save_checkpoint, self.run.path, self.state.step, self.checkpoint_state())
 
     # --- the loop ----------------------------------------------------------------------------------
 
@@ -173,27 +174,31 @@ class Trainer:
     def fit(self) -> dict:
         """Train until a stop condition; returns the run's summary (see :meth:`summary`)."""
         self._wall_start = time.perf_counter()
-        self.metrics = MetricsLog(self.run.metrics_path, truncate_to=self.metrics_size)
+        r = self.cfg.run
+        total = r.max_steps or (r.epochs * self.batches_per_epoch() if r.epochs else None)
+        self.report = Reporter(
+            self.run.metrics_path, self.metrics_size, self.progress, total, self.state.step, self._log
+        )
         if self.metrics_size is None:  # a new run, not a resumed one
-            self.metrics.write("start", **self._corpus_info())
-            self._baseline()
+            self.report.write("start", **corpus_info(self.corpus, self.model, self.batches_per_epoch()))
+            if r.baseline:
+                self.state.baseline_val_loss = score_baseline(self.corpus, self.report)
             self._save_checkpoint()  # resumable from the very start: a kill -9 never strands a run
-        self._open_bar()
         try:
             self._train_epochs()
         finally:
-            if self._bar is not None:
-                self._bar.close()
+            self.report.close_bar()
         if self.state.stop_reason != INTERRUPTED:
             if self.state.last_eval_step != self.state.step:
                 self._validate()
             else:
                 self._save_checkpoint()
-            self._test()
+            self.state.test_loss = score_test(self.model, self.corpus, self.run.model_path, self.report)
         else:
             self._save_checkpoint()
-        self.metrics.write("end", step=self.state.step, reason=self.state.stop_reason)
-        self.metrics.close()
+        self.report.write("end", step=self.state.step, reason=self.state.stop_reason)
+        self.report.close()
+        self.monitor.close()
         return self.summary()
 
     def _train_epochs(self) -> None:
@@ -232,46 +237,64 @@ class Trainer:
         return None
 
     def _train_step(self, X: torch.Tensor, Y: torch.Tensor) -> None:
-        s, o = self.state, self.cfg.optim
+        s, o, reg = self.state, self.cfg.optim, self.cfg.reg
         start = time.perf_counter()
         X, Y = X.to(self.device, non_blocking=True), Y.to(self.device, non_blocking=True)
+        self.monitor.begin_step(s.step + 1)
         # Random windows are unrelated: start from zeros. Consecutive ones continue the previous
         # window, so carry its state, detached so backpropagation stops at the window's start.
         hidden = None if self.cfg.data.sampling == "random" else detach_state(self.hidden)
         with autocast(self.device, self.cfg.run.precision):
             out = self.model(X, hidden)
         loss = cross_entropy(out.logits, Y)
-        r = self.cfg.reg
         terms = regularization_terms(
-            self.model, out.hidden, l1=r.l1, l2=r.l2, elastic_net=r.elastic_net, ar=r.ar, tar=r.tar
+            self.model, out.hidden, l1=reg.l1, l2=reg.l2, elastic_net=reg.elastic_net, ar=reg.ar, tar=reg.tar
         )
+        total = loss + sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)
-        (loss + sum(terms.values())).backward()
+        self.monitor.before_backward(total)
+        total.backward()
+        self.monitor.after_backward()
+        params = self.model.parameters
         if o.clip_value is not None:
-            torch.nn.utils.clip_grad_value_(self.model.parameters(), o.clip_value)
-        if o.clip_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), o.clip_norm)
-        self.optimizer.step()
+            clip_grad_value(params(), o.clip_value)
+        norm = clip_grad_norm(params(), o.clip_norm) if o.clip_norm is not None else total_grad_norm(params())
+        self.monitor.after_clip(norm, o.clip_norm)
+        decision = self.guard.check(total, norm)
+        if decision.action == "step":
+            self.optimizer.step()
+            self.monitor.after_step()
+        else:
+            self._non_finite(decision)
+        if (record := self.monitor.record()) is not None:
+            self.report.write("grad", **record)
         self.hidden = out.state
         value = loss.item()
-        s.step, s.batch = s.step + 1, s.batch + 1
-        s.chars_seen += Y.numel()
-        s.run_loss_sum, s.run_count = s.run_loss_sum + value, s.run_count + 1
-        for name, term in terms.items():
-            s.run_terms[name] = s.run_terms.get(name, 0.0) + term.item()
+        s.step, s.batch, s.chars_seen = s.step + 1, s.batch + 1, s.chars_seen + Y.numel()
+        if math.isfinite(value):
+            s.run_loss_sum, s.run_count = s.run_loss_sum + value, s.run_count + 1
+            for name, term in terms.items():
+                s.run_terms[name] = s.run_terms.get(name, 0.0) + term.item()
         s.train_time += time.perf_counter() - start
-        if self._bar is not None:
-            self._bar.update(1)
-            self._bar.set_postfix(
-                loss=f"{value:.3f}",
-                ppl=f"{math.exp(min(value, 50)):.1f}",
-                chars_s=f"{self._chars_per_s():.0f}",
+        self.report.step(value, self._chars_per_s())
+
+    def _non_finite(self, decision) -> None:
+        """Skip the update; on a rollback, reload the last good weights and lower the learning rate."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.hidden = None  # a carried state may hold the NaN
+        self.report.write(decision.action, step=self.state.step + 1, reason=decision.reason)
+        if decision.action == "rollback":
+            self.restore(load_checkpoint(self.run.path), weights_only=True)
+            for group in self.optimizer.param_groups:
+                group["lr"] *= decision.lr_factor
+            self.report.say(
+                f"rnnlab: {decision.reason}: rolled back to the last checkpoint, lr x{decision.lr_factor}"
             )
 
     def _chars_per_s(self) -> float:
         return self.state.chars_seen / self.state.train_time if self.state.train_time > 0 else 0.0
 
-    # --- validation, samples, test ------------------------------------------------------------------
+    # --- validation ---------------------------------------------------------------------------------
 
     def _validate(self) -> None:
         s = self.state
@@ -279,128 +302,40 @@ class Trainer:
         train_loss = s.run_loss_sum / s.run_count if s.run_count else math.nan
         lr = self.optimizer.param_groups[0]["lr"]
         common = {"step": s.step, "epoch": s.epoch, "chars_seen": s.chars_seen}
-        self.metrics.write(
+        penalties = {f"penalty_{k}": v / s.run_count for k, v in s.run_terms.items() if s.run_count}
+        self.report.write(
             "train",
             **common,
             **loss_readings(train_loss),
             lr=lr,
             chars_per_s=self._chars_per_s(),
             train_time=s.train_time,
-            **{f"penalty_{k}": v / s.run_count for k, v in s.run_terms.items() if s.run_count},
+            **penalties,
         )
-        self.metrics.write("val", **common, **loss_readings(val_loss))
+        self.report.write("val", **common, **loss_readings(val_loss))
         improved = val_loss < s.best_val_loss
         if improved:
             s.best_val_loss, s.best_step, s.bad_evals = val_loss, s.step, 0
-            self._saving(save_model, self.run.model_path, self.model, {"step": s.step, "val_loss": val_loss})
+            self._save(save_model, self.run.model_path, self.model, {"step": s.step, "val_loss": val_loss})
         else:
             s.bad_evals += 1
-        self.scheduler.step(val_loss)
+        if math.isfinite(val_loss):
+            self.scheduler.step(val_loss)
         s.run_loss_sum, s.run_count, s.run_terms, s.last_eval_step = 0.0, 0, {}, s.step
-        self._say(
+        base = f", n-gram {math.exp(s.baseline_val_loss):.2f}" if s.baseline_val_loss is not None else ""
+        self.report.say(
             f"step {s.step:>6}  epoch {s.epoch}  train loss {train_loss:.3f}  val loss {val_loss:.3f} "
-            f"(ppl {math.exp(min(val_loss, 50)):.2f}{self._baseline_note()})"
-            f"{'  *' if improved else ''}  lr {lr:.2g}"
+            f"(ppl {math.exp(min(val_loss, 50)):.2f}{base}){'  *' if improved else ''}  lr {lr:.2g}"
         )
-        self._samples()
+        length = self.cfg.run.sample_length if math.isfinite(val_loss) else 0  # a NaN model samples garbage
+        for prefix, text in sample_texts(
+            self.model, self.corpus.vocab, self.cfg.run.prefix, length, self.cfg.run.seed
+        ):
+            self.report.write("sample", step=s.step, prefix=prefix, text=text)
+            self.report.say("  sample: " + text.replace("\n", " ⏎ "))
         self._save_checkpoint()
 
-    def _baseline(self) -> None:
-        """Score the n-gram baseline on the same split and vocabulary (too slow on huge corpora)."""
-        c = self.corpus
-        if not self.cfg.run.baseline or len(c.train) > BASELINE_MAX_CHARS:
-            return
-        start = time.perf_counter()
-        sel = select_order(c.train, c.val, len(c.vocab), test=c.test)
-        best = sel.best
-        self.state.baseline_val_loss = best.val_loss
-        self.metrics.write(
-            "baseline", order=sel.order, val_loss=best.val_loss, val_ppl=best.val_ppl,
-            test_loss=best.test_loss, test_ppl=best.test_ppl, seconds=time.perf_counter() - start,
-        )  # fmt: skip
-        self._say(
-            f"n-gram baseline (Kneser-Ney, order {sel.order} chosen on val): val ppl {best.val_ppl:.2f}"
-        )
-
-    def _baseline_note(self) -> str:
-        b = self.state.baseline_val_loss
-        return f", n-gram {math.exp(b):.2f}" if b is not None else ""
-
-    def _samples(self) -> None:
-        length = self.cfg.run.sample_length
-        if length == 0:
-            return
-        for prefix in self.cfg.run.prefix or ("",):
-            chars = generate_text(
-                self.model,
-                self.corpus.vocab,
-                prefix,
-                length,
-                SamplingConfig(),
-                seed=self.cfg.run.seed,
-                on_unknown="skip",
-            )
-            text = prefix + "".join(step[0] for step in chars)
-            self.metrics.write("sample", step=self.state.step, prefix=prefix, text=text)
-            self._say("  sample: " + text.replace("\n", " ⏎ ")[: length + len(prefix)])
-
-    def _test(self) -> None:
-        if len(self.corpus.test) < 2 or not self.run.model_path.exists():
-            return
-        info = load_model_weights(self.run.model_path, self.model)
-        test_loss, count = evaluate_loss(self.model, self.corpus.test)
-        self.metrics.write("test", step=info.get("step"), chars=count, **loss_readings(test_loss))
-        self.test_loss = test_loss
-
-    # --- output ------------------------------------------------------------------------------------
-
-    def _corpus_info(self) -> dict:
-        c = self.corpus
-        return {
-            "source": c.source,
-            "vocab_size": len(c.vocab),
-            "chars": {"train": len(c.train), "val": len(c.val), "test": len(c.test)},
-            "oov_rate": c.oov_rate,
-            "batches_per_epoch": self.batches_per_epoch(),
-            "params": sum(p.numel() for p in self.model.parameters()),
-        }
-
-    def _open_bar(self) -> None:
-        if not self.progress:
-            return
-        from tqdm import tqdm
-
-        r = self.cfg.run
-        total = r.max_steps or (r.epochs * self.batches_per_epoch() if r.epochs else None)
-        self._bar = tqdm(
-            total=total, initial=self.state.step, unit="step", file=sys.stderr, dynamic_ncols=True
-        )
-
-    def _say(self, line: str) -> None:
-        if self._bar is not None:
-            self._bar.write(line, file=sys.stderr)
-        else:
-            self._log(line)
-
     def summary(self) -> dict:
-        s = self.state
-        best = loss_readings(s.best_val_loss) if math.isfinite(s.best_val_loss) else {}
-        test = loss_readings(self.test_loss) if getattr(self, "test_loss", None) is not None else {}
-        return {
-            "run_dir": str(self.run.path),
-            "stop_reason": s.stop_reason,
-            "steps": s.step,
-            "epochs": s.epoch,
-            "chars_seen": s.chars_seen,
-            "train_chars_per_s": round(self._chars_per_s(), 1),
-            "train_time_s": round(s.train_time, 2),
-            "wall_s": round(time.perf_counter() - self._wall_start, 2),
-            "best_step": s.best_step,
-            "best_val_loss": best.get("loss"),
-            "best_val_ppl": best.get("ppl"),
-            "best_val_bpc": best.get("bpc"),
-            "test_loss": test.get("loss"),
-            "test_ppl": test.get("ppl"),
-            "test_bpc": test.get("bpc"),
-            "baseline_val_ppl": math.exp(s.baseline_val_loss) if s.baseline_val_loss is not None else None,
-        }
+        return run_summary(
+            self.state, self.run.path, self._chars_per_s(), time.perf_counter() - self._wall_start, self.guard
+        )

@@ -1,0 +1,241 @@
+"""Gradient verdict: vanishing, exploding or healthy, read from the monitor's "grad" records."""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rnnlab.diagnose.fit import Remedy
+from rnnlab.errors import RnnlabError
+
+VANISH_RATIO = 1e-3  # ‖dL/dh_0‖ / ‖dL/dh_{T-1}‖ below this: the window's start gets no signal
+LAYER_RATIO = 1e-3  # first / last recurrent layer gradient norm below this: early layers barely learn
+GROWTH = 1e2  # global norm late / early above this: the gradient is blowing up over training
+CLIP_MOST = 0.5  # clipping on more than this fraction of steps: the clip is doing the optimiser's job
+RECENT = 3  # vanishing is judged on the last few records: a gated cell that just learnt to remember
+# (the adding problem's plateau, then its breakthrough) has vanishing records behind it, not ahead
+
+GATED = ("lstm", "gru")
+GATED_CELL = Remedy(
+    "a gated cell: its cell state carries gradient across many steps (Hochreiter & Schmidhuber 1997; "
+    "Cho et al. 2014)",
+    "--cell lstm / --cell gru",
+)
+ALREADY_GATED = Remedy(
+    "the cell is gated already: train longer (its forget / update gates learn to hold on), or the text "
+    "needs no longer memory than the gradient's reach",
+    "--max-time 600 (or --max-steps)",
+)
+REACH = Remedy(
+    "a window much longer than the gradient's reach costs compute and teaches nothing: shorten it, or "
+    "lengthen the reach with the remedies above",
+    "--num-steps N",
+)
+FEWER_LAYERS = Remedy(
+    "residual (skip) connections between stacked layers keep early layers learning (He et al. 2016); "
+    "rnnlab's stack has none, so use fewer layers",
+    "--num-layers 1",
+)
+CLIP = Remedy("clip the global gradient norm (Pascanu et al. 2013)", "--clip-norm 1")
+CLIP_OFTEN = Remedy(
+    "clipping on most steps makes every update the same length: lower the learning rate, or raise the "
+    "threshold to about the typical norm if the norms are steady",
+    "--lr (halve it) / --clip-norm",
+)
+LOWER_LR = Remedy("a lower learning rate", "--lr (halve it)")
+SHORTER_WINDOW = Remedy("a shorter window: fewer recurrent Jacobians multiply together", "--num-steps N")
+
+_LAYER_KEY = re.compile(r"^grad_norm/(?P<prefix>.*)\.l(?P<layer>\d+)$")
+
+
+def _float(value) -> float:
+    # The metrics log writes nan/inf as strings; anything unreadable counts as nan.
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+@dataclass(frozen=True)
+class GradientVerdict:
+    """What the gradient records say.
+
+    Attributes:
+        kind: ``"exploding"``, ``"vanishing"`` or ``"healthy"``; exploding wins when both show (it is
+            the one that wrecks a run), and the evidence then lists both.
+        evidence: one line per finding, with its numbers and threshold.
+        remedies: what to try, most promising first, each with the rnnlab flags that do it.
+        numbers: the measured figures (JSON-able).
+    """
+
+    kind: str
+    evidence: tuple[str, ...] = ()
+    remedies: tuple[Remedy, ...] = ()
+    numbers: dict = field(default_factory=dict)
+
+    def render_text(self) -> str:
+        lines = [f"gradients: {self.kind}"]
+        lines += [f"  - {line}" for line in self.evidence]
+        if self.remedies:
+            lines.append("remedies, most promising first:")
+            lines += [f"  {i}. {r.action}: {r.flags}" for i, r in enumerate(self.remedies, 1)]
+        return "\n".join(lines)
+
+
+def grad_records(records: Sequence[dict]) -> list[dict]:
+    """The monitor's records among a metrics.jsonl's (``event == "grad"``, or no event at all)."""
+    return [r for r in records if r.get("event", "grad") == "grad"]
+
+
+def _late(values: list, fraction: float = 0.5) -> list:
+    return values[int(len(values) * (1 - fraction)) :] if values else values
+
+
+def _dldh_ratio(record: dict) -> tuple[float, int] | None:
+    """``dldh[0] / dldh[-1]`` and the reach: how many steps back the gradient stays above VANISH_RATIO."""
+    curve = [_float(v) for v in record.get("dldh") or ()]
+    if len(curve) < 2 or not all(math.isfinite(v) for v in curve) or curve[-1] <= 0:
+        return None
+    last = len(curve) - 1
+    reach = next((last - t for t in range(last, -1, -1) if curve[t] < VANISH_RATIO * curve[-1]), len(curve))
+    return curve[0] / curve[-1], reach
+
+
+def _layer_ratios(record: dict) -> dict[str, float]:
+    layers: dict[str, dict[int, float]] = {}
+    for key, value in record.items():
+        match = _LAYER_KEY.match(key)
+        if match:
+            layers.setdefault(match["prefix"], {})[int(match["layer"])] = _float(value)
+    ratios = {}
+    for prefix, norms in layers.items():
+        first, last = norms[min(norms)], norms[max(norms)]
+        if len(norms) > 1 and math.isfinite(first) and math.isfinite(last) and last > 0:
+            ratios[prefix] = first / last
+    return ratios
+
+
+def gradient_verdict(records: Sequence[dict], cell: str | None = None) -> GradientVerdict:
+    """Judge a run's gradients from its "grad" records (other events are ignored).
+
+    ``cell`` (the run's ``--cell``, when known) picks the remedies: a gated cell is not told to use one.
+
+    Vanishing: the median, over the last :data:`RECENT` records, of ``dldh[0] / dldh[-1]`` is below
+    :data:`VANISH_RATIO`, or the first recurrent layer's gradient norm is below :data:`LAYER_RATIO` times
+    the last one's. Exploding: any non-finite norm, the global norm growing more than :data:`GROWTH`-fold
+    from the first third of the records to the last, or clipping on more than :data:`CLIP_MOST` of the
+    steps in the later half.
+
+    Raises:
+        RnnlabError: no "grad" records (the run was trained without the gradient monitor).
+    """
+    grads = grad_records(records)
+    if not grads:
+        raise RnnlabError("no gradient records in this run; train it with the gradient monitor on")
+    late = _late(grads)
+    numbers: dict = {"records": len(grads), "steps": [grads[0].get("step"), grads[-1].get("step")]}
+    exploding, vanishing = [], []
+    norms = [_float(r.get("norm_before")) for r in grads if "norm_before" in r]
+    bad = sum(
+        not all(math.isfinite(_float(v)) for v in [r.get("norm_before", 0.0), *(r.get("dldh") or ())])
+        for r in grads
+    )
+    if bad:
+        numbers["nonfinite_records"] = bad
+        exploding.append(f"{bad} of {len(grads)} records hold non-finite gradient norms (nan/inf)")
+    finite = [v for v in norms if math.isfinite(v)]
+    if len(finite) >= 3:
+        third = max(1, len(finite) // 3)
+        early, recent = statistics.median(finite[:third]), statistics.median(finite[-third:])
+        growth = recent / early if early > 0 else math.inf
+        numbers["norm_growth"] = growth
+        if growth > GROWTH:
+            exploding.append(
+                f"global gradient norm grew {growth:.3g}x (median {early:.3g} -> {recent:.3g}; threshold "
+                f"{GROWTH:g}x)"
+            )
+    clip = [_float(r["clip_frac"]) for r in late if "clip_frac" in r]
+    if clip:
+        numbers["clip_frac"] = statistics.fmean(clip)
+        if numbers["clip_frac"] > CLIP_MOST:
+            exploding.append(
+                f"clipping fired on {numbers['clip_frac']:.0%} of recent steps (threshold {CLIP_MOST:.0%})"
+            )
+    recent = grads[-RECENT:]
+    ratios = [r for r in map(_dldh_ratio, recent) if r is not None]
+    if ratios:
+        numbers["dldh_ratio"] = statistics.median(r for r, _ in ratios)
+        numbers["reach"] = int(statistics.median(k for _, k in ratios))
+        window = len(recent[-1].get("dldh") or ())
+        if numbers["dldh_ratio"] < VANISH_RATIO:
+            vanishing.append(
+                f"‖dL/dh_0‖ / ‖dL/dh_{window - 1}‖ = {numbers['dldh_ratio']:.2e} (median of the last "
+                f"{len(ratios)} records; threshold {VANISH_RATIO:g}): the gradient of the last prediction "
+                f"falls {1 / VANISH_RATIO:g}-fold within {numbers['reach']} of the window's {window} steps"
+            )
+    layer_ratios = [_layer_ratios(r) for r in recent]
+    for prefix in sorted({p for ratios in layer_ratios for p in ratios}):
+        ratio = statistics.median(r[prefix] for r in layer_ratios if prefix in r)
+        numbers[f"layer_ratio/{prefix}"] = ratio
+        if ratio < LAYER_RATIO:
+            vanishing.append(
+                f"{prefix}: first layer's gradient norm is {ratio:.2e} of the last layer's (threshold "
+                f"{LAYER_RATIO:g})"
+            )
+    remedies: list[Remedy] = []
+    if exploding:
+        clipping_often = numbers.get("clip_frac", 0.0) > CLIP_MOST
+        remedies += [CLIP_OFTEN if clipping_often else CLIP, LOWER_LR, SHORTER_WINDOW]
+    if vanishing:
+        remedies.append(ALREADY_GATED if cell in GATED else GATED_CELL)
+        if numbers.get("dldh_ratio", 1.0) < VANISH_RATIO:
+            remedies.append(REACH)
+        if any(key.startswith("layer_ratio/") and v < LAYER_RATIO for key, v in numbers.items()):
+            remedies.append(FEWER_LAYERS)
+    kind = "exploding" if exploding else "vanishing" if vanishing else "healthy"
+    evidence = exploding + vanishing or [
+        f"no sign of vanishing or exploding gradients over {len(grads)} records"
+        + (f" (‖dL/dh_0‖/‖dL/dh_T-1‖ = {numbers['dldh_ratio']:.2e})" if "dldh_ratio" in numbers else "")
+    ]
+    return GradientVerdict(kind, tuple(evidence), tuple(dict.fromkeys(remedies)), numbers)
+
+
+def plot_dldh_heatmap(records: Sequence[dict], path: str | Path) -> Path:
+    """Save a PNG heatmap of log10 ‖dL/dh_t‖: one row per logged step, one column per window step t.
+
+    Raises:
+        RnnlabError: no record carries a ``dldh`` curve.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = [r for r in grad_records(records) if r.get("dldh")]
+    if not rows:
+        raise RnnlabError("no dL/dh_t curves in these records; was the gradient monitor on?")
+    width = max(len(r["dldh"]) for r in rows)
+    grid = np.full((len(rows), width), np.nan)
+    for i, r in enumerate(rows):
+        grid[i, : len(r["dldh"])] = [_float(v) for v in r["dldh"]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grid = np.log10(grid)
+    grid[~np.isfinite(grid)] = np.nan
+    fig, ax = plt.subplots(figsize=(8, max(3.0, min(10.0, 0.25 * len(rows) + 2))))
+    image = ax.imshow(grid, aspect="auto", interpolation="nearest", cmap="viridis")
+    fig.colorbar(image, ax=ax, label="log10 ‖dL/dh_t‖")
+    ticks = np.linspace(0, len(rows) - 1, min(len(rows), 8)).round().astype(int)
+    ax.set_yticks(ticks, [str(rows[i].get("step", i)) for i in ticks])
+    ax.set(
+        xlabel="window step t", ylabel="training step", title="gradient reaching step t from the last loss"
+    )
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,90 @@
+"""The loop's work besides training steps: checks before it starts, the baseline, samples, the test score."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from rnnlab.config import TrainConfig
+from rnnlab.data import Corpus, Vocab, consecutive_batches, random_batches
+from rnnlab.diagnose.ngram import select_order
+from rnnlab.errors import RnnlabError
+from rnnlab.generate import SamplingConfig, generate_text
+from rnnlab.losses import loss_readings
+from rnnlab.train.checkpoint import load_model_weights
+from rnnlab.train.evaluate import evaluate_loss
+from rnnlab.train.reporting import Reporter
+
+BASELINE_MAX_CHARS = 20_000_000  # beyond this the n-gram counts cost more than they tell
+
+
+def check_trainable(cfg: TrainConfig, corpus: Corpus) -> None:
+    """Refuse, before anything is written, a corpus that cannot give a batch or a validation score."""
+    if len(corpus.val) < 2:
+        raise RnnlabError(
+            f"the validation split has {len(corpus.val)} characters; give --split a VAL fraction "
+            "that leaves it some text (or use a larger corpus)"
+        )
+    d = cfg.data
+    if d.sampling == "random":
+        next(random_batches(corpus.train, d.batch_size, d.num_steps, generator=torch.Generator()), None)
+    else:
+        next(consecutive_batches(corpus.train, d.batch_size, d.num_steps), None)
+
+
+def corpus_info(corpus: Corpus, model: torch.nn.Module, batches_per_epoch: int) -> dict:
+    """What the run trains on, for the "start" record."""
+    return {
+        "source": corpus.source,
+        "vocab_size": len(corpus.vocab),
+        "chars": {"train": len(corpus.train), "val": len(corpus.val), "test": len(corpus.test)},
+        "oov_rate": corpus.oov_rate,
+        "batches_per_epoch": batches_per_epoch,
+        "params": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def score_baseline(corpus: Corpus, report: Reporter) -> float | None:
+    """Score the Kneser-Ney n-gram on the same split and vocabulary; returns its validation loss."""
+    if len(corpus.train) > BASELINE_MAX_CHARS:
+        report.say(f"n-gram baseline skipped: over {BASELINE_MAX_CHARS:,} training characters")
+        return None
+    start = time.perf_counter()
+    sel = select_order(corpus.train, corpus.val, len(corpus.vocab), test=corpus.test)
+    best = sel.best
+    report.write(
+        "baseline",
+        order=sel.order,
+        val_loss=best.val_loss,
+        val_ppl=best.val_ppl,
+        test_loss=best.test_loss,
+        test_ppl=best.test_ppl,
+        seconds=time.perf_counter() - start,
+    )
+    report.say(f"n-gram baseline (Kneser-Ney, order {sel.order} chosen on val): val ppl {best.val_ppl:.2f}")
+    return best.val_loss
+
+
+def sample_texts(
+    model: torch.nn.Module, vocab: Vocab, prefixes: tuple[str, ...], length: int, seed: int
+) -> list[tuple[str, str]]:
+    """One seeded sample per prefix (none given: one from an empty prefix), as (prefix, text) pairs."""
+    if length == 0:
+        return []
+    samples = []
+    for prefix in prefixes or ("",):
+        steps = generate_text(model, vocab, prefix, length, SamplingConfig(), seed=seed, on_unknown="skip")
+        samples.append((prefix, prefix + "".join(step[0] for step in steps)))
+    return samples
+
+
+def score_test(model: torch.nn.Module, corpus: Corpus, model_path: Path, report: Reporter) -> float | None:
+    """Load the best weights into ``model`` and score the test split once; returns its loss."""
+    if len(corpus.test) < 2 or not model_path.exists():
+        return None
+    info = load_model_weights(model_path, model)
+    loss, count = evaluate_loss(model, corpus.test)
+    report.write("test", step=info.get("step"), chars=count, **loss_readings(loss))
+    return loss

@@ -1,0 +1,95 @@
+"""Where a run's words go: metrics.jsonl, the progress bar, and one-line messages on stderr."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from rnnlab.losses import loss_readings
+from rnnlab.train.metrics import MetricsLog
+
+
+class Reporter:
+    """The metrics log plus what a person watches (a tqdm bar, or plain lines when it is off).
+
+    Args:
+        metrics_path: the run's metrics.jsonl.
+        truncate_to: on resume, the log's size at the checkpoint (see :class:`MetricsLog`).
+        progress: show a tqdm bar on stderr.
+        total, initial: the bar's total steps (None: unknown) and starting step.
+        log: where lines go when there is no bar (default: stderr).
+    """
+
+    def __init__(
+        self,
+        metrics_path: str | Path,
+        truncate_to: int | None,
+        progress: bool,
+        total: int | None,
+        initial: int,
+        log: Callable[[str], None] | None = None,
+    ):
+        self.metrics = MetricsLog(metrics_path, truncate_to=truncate_to)
+        self._log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self._bar = None
+        if progress:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, initial=initial, unit="step", file=sys.stderr, dynamic_ncols=True)
+
+    def write(self, event: str, **values) -> None:
+        self.metrics.write(event, **values)
+
+    def size(self) -> int:
+        return self.metrics.size()
+
+    def say(self, line: str) -> None:
+        if self._bar is not None:
+            self._bar.write(line, file=sys.stderr)
+        else:
+            self._log(line)
+
+    def step(self, loss: float, chars_per_s: float) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(
+                loss=f"{loss:.3f}", ppl=f"{math.exp(min(loss, 50)):.1f}", chars_s=f"{chars_per_s:.0f}"
+            )
+
+    def close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def close(self) -> None:
+        self.close_bar()
+        self.metrics.close()
+
+
+def run_summary(state, run_path: Path, chars_per_s: float, wall_s: float, guard) -> dict:
+    """The one-line summary of a run (``rnnlab train --json`` prints it)."""
+    s = state
+    best = loss_readings(s.best_val_loss) if math.isfinite(s.best_val_loss) else {}
+    test = loss_readings(s.test_loss) if s.test_loss is not None else {}
+    return {
+        "run_dir": str(run_path),
+        "stop_reason": s.stop_reason,
+        "steps": s.step,
+        "epochs": s.epoch,
+        "chars_seen": s.chars_seen,
+        "train_chars_per_s": round(chars_per_s, 1),
+        "train_time_s": round(s.train_time, 2),
+        "wall_s": round(wall_s, 2),
+        "best_step": s.best_step,
+        "best_val_loss": best.get("loss"),
+        "best_val_ppl": best.get("ppl"),
+        "best_val_bpc": best.get("bpc"),
+        "test_loss": test.get("loss"),
+        "test_ppl": test.get("ppl"),
+        "test_bpc": test.get("bpc"),
+        "baseline_val_ppl": math.exp(s.baseline_val_loss) if s.baseline_val_loss is not None else None,
+        "skipped_steps": guard.skipped,
+        "rollbacks": guard.rollbacks,
+    }
