@@ -256,3 +256,12 @@ def test_poisoned_weights_roll_back_and_are_never_saved(tmp_path, corpus_file, m
     assert train[-1]["lr"] < train[0]["lr"]  # the rollback lowered the learning rate
     for f in (tmp_path / "p").glob("*.safetensors"):
         assert all(torch.isfinite(t).all() for t in load_file(f).values()), f.name
+
+
+def test_adaptive_evaluation_at_the_end(tmp_path, corpus_file, capsys):
+    assert main(tiny_flags(corpus_file, tmp_path / "a", "--adaptive-eval")) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    event = next(r for r in read_metrics(tmp_path / "a" / "metrics.jsonl") if r["event"] == "adaptive")
+    assert set(event["val"]) == {"model", "+dynamic", "+cache", "+ngram", "all"}
+    assert event["val"]["all"] <= min(event["val"].values()) + 1e-9  # the grid includes every part alone
+    assert summary["adaptive_val_ppl"] <= summary["best_val_ppl"] * 1.01

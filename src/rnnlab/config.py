@@ -148,6 +148,7 @@ class RunConfig:
     device: str = "auto"
     precision: str = "fp32"
     baseline: bool = True  # score the n-gram baseline on the same split at the start
+    adaptive_eval: bool = False  # at the end: cache + dynamic evaluation + n-gram mixing, tuned on val
     monitor_every: int = 50  # gradient readings every N steps (0: off); ~2% of the steps' time
     preset: str = "auto"  # a named recipe (rnnlab.presets); auto: by corpus size
     out: str | None = None  # run directory; default runs/<corpus>-<time>

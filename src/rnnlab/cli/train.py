@@ -53,6 +53,8 @@ HELP = {
     "ar": "activation regularisation alpha (AWD-LSTM)",
     "tar": "temporal activation regularisation beta (AWD-LSTM)",
     "baseline": "score the Kneser-Ney n-gram baseline on the same split first",
+    "adaptive_eval": "finally score val/test with a neural cache, dynamic evaluation and n-gram mixing",
+    "monitor_every": "gradient readings every N steps (0: off)",
     "preset": "a named recipe; auto picks small-corpus below 200k training characters, else default",
     "optimizer": "optimiser",
     "lr": "learning rate",

@@ -28,7 +28,14 @@ from rnnlab.train.checkpoint import load_checkpoint, save_checkpoint, save_model
 from rnnlab.train.clipping import clip_grad_norm, clip_grad_value, total_grad_norm
 from rnnlab.train.evaluate import evaluate_loss
 from rnnlab.train.guard import NonFiniteGuard
-from rnnlab.train.milestones import check_trainable, corpus_info, sample_texts, score_baseline, score_test
+from rnnlab.train.milestones import (
+    check_trainable,
+    corpus_info,
+    sample_texts,
+    score_adaptive,
+    score_baseline,
+    score_test,
+)
 from rnnlab.train.monitor import GradientMonitor
 from rnnlab.train.optim import build_optimizer, build_scheduler
 from rnnlab.train.reporting import Reporter, run_summary
@@ -101,6 +108,7 @@ class Trainer:
         self.metrics_size: int | None = None
         self.progress, self._log = progress, log
         self.stop_request: str | None = None  # set by a signal handler
+        self.adaptive: dict | None = None  # adaptive evaluation's val/test loss, when run
 
     # --- checkpoints ---------------------------------------------------------------------------
 
@@ -194,6 +202,8 @@ class Trainer:
             else:
                 self._save_checkpoint()
             self.state.test_loss = score_test(self.model, self.corpus, self.run.model_path, self.report)
+            if self.cfg.run.adaptive_eval:
+                self.adaptive = score_adaptive(self.model, self.corpus, self.report)
         else:
             self._save_checkpoint()
         self.report.write("end", step=self.state.step, reason=self.state.stop_reason)
@@ -336,6 +346,10 @@ class Trainer:
         self._save_checkpoint()
 
     def summary(self) -> dict:
-        return run_summary(
+        summary = run_summary(
             self.state, self.run.path, self._chars_per_s(), time.perf_counter() - self._wall_start, self.guard
         )
+        if self.adaptive is not None:
+            summary["adaptive_val_ppl"] = math.exp(self.adaptive["val"])
+            summary["adaptive_test_ppl"] = math.exp(self.adaptive["test"]) if self.adaptive["test"] else None
+        return summary

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
 from pathlib import Path
 
@@ -88,3 +90,27 @@ def score_test(model: torch.nn.Module, corpus: Corpus, model_path: Path, report:
     loss, count = evaluate_loss(model, corpus.test)
     report.write("test", step=info.get("step"), chars=count, **loss_readings(loss))
     return loss
+
+
+def score_adaptive(model: torch.nn.Module, corpus: Corpus, report: Reporter) -> dict[str, float] | None:
+    """Adaptive evaluation of the best model (cache, dynamic evaluation, n-gram mixing; tuned on val,
+    then applied unchanged to test). Returns the val/test loss of all of them together."""
+    from rnnlab.train.adaptive import tune_adaptive
+
+    if len(corpus.val) < 2:
+        return None
+    start = time.perf_counter()
+    splits = {"train": corpus.train, "val": corpus.val, "test": corpus.test}
+    result = tune_adaptive(model, splits, len(corpus.vocab))
+    report.write(
+        "adaptive",
+        config=dataclasses.asdict(result.config),
+        ngram_order=result.ngram_order,
+        val=result.val,
+        test=result.test,
+        seconds=time.perf_counter() - start,
+    )
+    for name, loss in result.val.items():
+        test = f", test ppl {math.exp(result.test[name]):.2f}" if name in result.test else ""
+        report.say(f"adaptive evaluation {name:>9}: val ppl {math.exp(loss):.2f}{test}")
+    return {"val": result.val["all"], "test": result.test.get("all")}
