@@ -17,7 +17,17 @@ PRESETS: dict[str, dict] = {
     "default": {},
     # Song lyrics, poems, a few hundred kB: large vocabularies (CJK), little text, whole lines that
     # repeat. Measured on jaychou_lyrics.txt: results/lyrics_fit.md.
-    "small-corpus": {},
+    "small-corpus": {
+        "dropout": 0.5,  # between layers and before the decoder
+        "variational": True,  # ...with one mask per sequence (Gal & Ghahramani 2016)
+        "weight_drop": 0.3,  # DropConnect on W_hh (Merity et al. 2018)
+        "embedding_dropout": 0.1,
+        "optimizer": "adamw",
+        "weight_decay": 0.1,  # decoupled (Loshchilov & Hutter 2019)
+        "lr": 3e-3,
+        "eval_every": 50,  # a small validation split is cheap to score; early stopping reacts sooner
+        "adaptive_eval": True,  # repeated lines: cache + dynamic evaluation + n-gram mixing at the end
+    },
     # The char-rnn benchmark on a CPU: results/speed.md.
     "shakespeare": {},
 }

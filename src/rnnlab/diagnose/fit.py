@@ -12,7 +12,8 @@ loop logs: the mean over the steps since the previous evaluation, in training mo
    :data:`OVERFIT_EVALS` evaluations, the last validation loss is at least :data:`OVERFIT_RISE` above
    the minimum, and the train loss kept falling after ``s`` (else it is instability, not over-fitting).
    Also when validation has not improved for :data:`TREND_EVALS` evaluations while the relative gap
-   ``(val − train) / val`` is at least :data:`GAP_WIDE` and still widening. Over-fitting starts at ``s``.
+   ``(val − train) / val`` is at least :data:`GAP_WIDE` and still widening (by at least
+   :data:`GAP_WIDENING` of val over the window). Over-fitting starts at ``s``.
 2. **under-fitting** when the final train loss does not beat the n-gram ``baseline``'s validation loss
    (a model that cannot fit its own training text better than counting generalises is too weak); with
    no baseline, when the best validation loss is still at least :data:`NEAR_UNIFORM` of ``ln V`` (the
@@ -37,6 +38,7 @@ STILL_IMPROVING = "still improving"
 OVERFIT_RISE = 0.02  # val at the end ≥ 2% above its minimum: beyond evaluation noise on a few-k-char split
 OVERFIT_EVALS = 2  # ...with at least two evaluations after the minimum (one bad evaluation is noise)
 GAP_WIDE = 0.10  # (val - train) / val ≥ 10%: train fits the training text clearly better than new text
+GAP_WIDENING = 0.01  # ...and grew by ≥ 1% of val over the window: smaller changes are dropout's noise
 TREND_EVALS = 3  # window, in evaluations, for "still falling", "not improving" and the gap's trend
 IMPROVING = 0.005  # val fell ≥ 0.5% over the window: more training still pays
 NEAR_UNIFORM = 0.9  # without a baseline, best val ≥ 90% of ln V means almost nothing was learnt
@@ -192,7 +194,8 @@ def _classify(e: FitEvidence, train: list[float | None], best: int, start: dict)
     evals_since_best = e.evaluations - 1 - best
     rose = evals_since_best >= OVERFIT_EVALS and e.final_val_loss >= e.best_val_loss * (1 + OVERFIT_RISE)
     stalled = evals_since_best >= TREND_EVALS
-    wide = e.gap is not None and e.gap >= GAP_WIDE * e.final_val_loss and (e.gap_trend or 0) > 0
+    widening = (e.gap_trend or 0) > GAP_WIDENING * e.final_val_loss
+    wide = e.gap is not None and e.gap >= GAP_WIDE * e.final_val_loss and widening
     if (rose or (stalled and wide)) and _train_fell_after(train, best):
         return OVER_FITTING, e.best_val_step
     if e.baseline_val_loss is not None:
