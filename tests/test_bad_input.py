@@ -15,7 +15,8 @@ from rnnlab.cli import main
 
 TEXT = "分开 不分开 我不能再想 我不要再想 我不 我不 我不能\n爱情来的太快就像龙卷风\n" * 30
 TINY = ["--hidden-size", "16", "--num-layers", "1", "--embedding-dim", "8", "--batch-size", "4",
-        "--num-steps", "8", "--max-steps", "4", "--max-time", "none", "--quiet"]  # fmt: skip
+        "--num-steps", "8", "--max-steps", "4", "--max-time", "none", "--quiet",
+        "--preset", "default"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")

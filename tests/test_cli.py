@@ -38,6 +38,8 @@ def trained(tmp_path_factory):
         "--prefix",
         "分开",
         "--quiet",
+        "--preset",
+        "default",
         "--json",
     ]
     assert main(flags) == 0
@@ -77,6 +79,8 @@ def test_train_json_keys(tmp_path, capsys):
                 "--num-steps",
                 "8",
                 "--quiet",
+                "--preset",
+                "default",
                 "--json",
             ]
         )
@@ -166,6 +170,8 @@ def test_toml_config_and_flags_win(tmp_path, capsys):
                 "--out",
                 str(tmp_path / "r"),
                 "--quiet",
+                "--preset",
+                "default",
                 "--json",
             ]
         )
@@ -186,3 +192,30 @@ def test_python_dash_m_and_help():
     assert out.returncode == 0
     for group in ("data:", "model:", "optimisation:", "run:", "--hidden-size", "--resume"):
         assert group in out.stdout
+
+
+def test_auto_preset_by_corpus_size_and_flags_win(tmp_path, capsys):
+    corpus = tmp_path / "small.txt"
+    corpus.write_text(LYRICS, encoding="utf-8")
+    flags = [
+        "train",
+        str(corpus),
+        "--hidden-size",
+        "8",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--num-steps",
+        "8",
+    ]
+    assert (
+        main([*flags, "--out", str(tmp_path / "a"), "--dropout", "0.1", "--no-adaptive-eval", "--quiet"]) == 0
+    )
+    saved = json.loads((tmp_path / "a" / "config.json").read_text())["config"]
+    assert saved["run"]["preset"] == "small-corpus"  # auto: a few kB of text
+    assert saved["model"]["weight_drop"] == 0.3 and saved["optim"]["optimizer"] == "adamw"  # from the preset
+    assert saved["model"]["dropout"] == 0.1 and saved["run"]["adaptive_eval"] is False  # flags win
+    assert main([*flags, "--out", str(tmp_path / "b"), "--preset", "default", "--quiet"]) == 0
+    saved = json.loads((tmp_path / "b" / "config.json").read_text())["config"]
+    assert saved["run"]["preset"] == "default" and saved["model"]["weight_drop"] == 0.0

@@ -33,6 +33,8 @@ def run(tmp_path_factory):
         "--max-time",
         "none",
         "--quiet",
+        "--preset",
+        "default",
         "--monitor-every",
         "10",
     ]

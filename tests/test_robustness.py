@@ -28,7 +28,7 @@ def train_cmd(corpus, out, *extra):
     return [
         sys.executable, "-m", "rnnlab", "train", str(corpus), "--out", str(out), "--hidden-size", "32",
         "--embedding-dim", "16", "--batch-size", "8", "--num-steps", "16", "--eval-every", "10",
-        "--sample-length", "20", "--max-time", "none", "--quiet", "--json", *extra,
+        "--sample-length", "20", "--max-time", "none", "--quiet", "--json", "--preset", "default", *extra,
     ]  # fmt: skip
 
 

@@ -52,6 +52,8 @@ def tiny_flags(corpus_file, out, *extra):
         "--sample-length",
         "10",
         "--quiet",
+        "--preset",
+        "default",
         "--json",
         *extra,
     ]
@@ -151,6 +153,8 @@ def test_tiny_model_overfits_one_sentence(tmp_path, capsys):
         "--split",
         "0.8,0.2,0",
         "--quiet",
+        "--preset",
+        "default",
         "--json",
     ]
     assert main(flags) == 0
