@@ -80,6 +80,13 @@ def main() -> None:
     p.add_argument("--budget", type=float, default=540, help="seconds of training per run (default 540)")
     p.add_argument("--out", default=str(HERE.parent / "results" / "lyrics_fit"))
     p.add_argument("--runs", default="/tmp/rnnlab-lyrics-fit", help="where the run directories go")
+    p.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        metavar="NAME=RUN_DIR",
+        help="take a finished run instead of training it again (recipe=... or notes=...)",
+    )
     a = p.parse_args()
     runs = Path(a.runs)
     runs.mkdir(parents=True, exist_ok=True)
@@ -87,10 +94,13 @@ def main() -> None:
     result: dict = {"command": shlex.join(["python", *sys.argv]), "corpus": a.corpus, "budget_s": a.budget}
     result["baseline"] = rnnlab("baseline", a.corpus, "--json")
     budget = ["--max-time", str(a.budget), "--quiet", "--json"]
+    reuse = dict(item.split("=", 1) for item in a.reuse)
     for name, flags in (("recipe", []), ("notes", NOTES)):
-        start = time.perf_counter()
-        summary = rnnlab("train", a.corpus, "--out", str(runs / f"{name}-{stamp}"), *flags, *budget)
-        summary["wall_incl_startup_s"] = round(time.perf_counter() - start, 1)
+        if name in reuse:
+            summary = json.loads((Path(reuse[name]) / "summary.json").read_text())
+        else:
+            summary = rnnlab("train", a.corpus, "--out", str(runs / f"{name}-{stamp}"), *flags, *budget)
+            (Path(summary["run_dir"]) / "summary.json").write_text(json.dumps(summary))
         summary["diagnose"] = rnnlab("diagnose", summary["run_dir"], "--json")
         recs = records(summary["run_dir"])
         summary["val_curve"] = [(r["step"], round(r["loss"], 4)) for r in recs if r["event"] == "val"]

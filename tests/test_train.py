@@ -269,3 +269,9 @@ def test_adaptive_evaluation_at_the_end(tmp_path, corpus_file, capsys):
     assert set(event["val"]) == {"model", "+dynamic", "+cache", "+ngram", "all"}
     assert event["val"]["all"] <= min(event["val"].values()) + 1e-9  # the grid includes every part alone
     assert summary["adaptive_val_ppl"] <= summary["best_val_ppl"] * 1.01
+
+
+def test_lr_factor_one_keeps_the_learning_rate_constant(tmp_path, corpus_file, capsys):
+    assert main(tiny_flags(corpus_file, tmp_path / "c", "--lr-factor", "1", "--lr", "5", "--patience", "20")) == 0
+    lrs = {r["lr"] for r in read_metrics(tmp_path / "c" / "metrics.jsonl") if r["event"] == "train"}
+    assert lrs == {5.0}

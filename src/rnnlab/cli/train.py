@@ -62,7 +62,7 @@ HELP = {
     "momentum": "SGD momentum",
     "clip_norm": "clip the global gradient norm to this ('none' turns it off)",
     "clip_value": "clip each gradient element to [-v, v]",
-    "lr_factor": "multiply the learning rate by this when validation stalls",
+    "lr_factor": "multiply the learning rate by this when validation stalls (1: constant)",
     "lr_patience": "validations without improvement before the learning rate drops",
     "epochs": "passes over the training split",
     "max_steps": "stop after this many optimiser steps",

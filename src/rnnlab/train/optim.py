@@ -33,8 +33,23 @@ def build_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Opt
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
 
 
+class ConstantLR:
+    """The scheduler of ``--lr-factor 1``: the learning rate never changes (the notes' recipe)."""
+
+    def step(self, metric: float) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig):
-    """Lower the learning rate when validation loss stops improving."""
+    """Lower the learning rate when validation loss stops improving (``lr_factor`` 1: never)."""
+    if cfg.lr_factor >= 1:
+        return ConstantLR()
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience
     )
