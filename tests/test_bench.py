@@ -16,10 +16,11 @@ import rnnlab.bench.flops as flops
 import rnnlab.bench.generation as generation
 import rnnlab.bench.notes as notes
 import rnnlab.bench.training as training
+import rnnlab.generate_step as generate_step
 from rnnlab.bench import BenchConfig, markdown, run_bench, write_report
 from rnnlab.bench.measure import interleave, summarize
 from rnnlab.cli import main
-from rnnlab.generate import LeanStep, SamplingConfig, draw, sample_ids
+from rnnlab.generate import SamplingConfig, draw, sample_ids
 from rnnlab.model import LanguageModel
 
 LYRICS = "分开 不分开 我不能再想 我不要再想 我不 我不 我不能\n爱情来的太快就像龙卷风\n" * 60
@@ -132,7 +133,7 @@ def test_lean_generation_gives_the_reference_ids(cell, impl, encoder):
     model = LanguageModel(40, cell=cell, impl=impl, encoder=encoder, hidden_size=24, embedding_dim=12,
                           num_layers=2, weight_drop=weight_drop).eval()  # fmt: skip
     state = model(torch.tensor([[1, 2]])).state
-    assert LeanStep.of(model, state, torch.zeros(40), rows=100) is not None  # the fast path applies
+    assert generate_step.LeanStep.of(model, state, torch.zeros(40), rows=100) is not None  # it applies
     for cfg, batch, prefix in itertools.product(
         [SamplingConfig(greedy=True), SamplingConfig(temperature=1.2, top_k=10, top_p=0.95)],
         [1, 5],
@@ -144,15 +145,13 @@ def test_lean_generation_gives_the_reference_ids(cell, impl, encoder):
 
 
 def test_lean_step_table_and_row_by_row_agree(monkeypatch):
-    import rnnlab.generate as generate
-
     torch.manual_seed(0)
     model = LanguageModel(30, hidden_size=16, embedding_dim=8).eval()
     state = model(torch.tensor([[1, 2]])).state
     ids = torch.tensor([3, 4])
-    with_table = LeanStep.of(model, state, torch.zeros(30), rows=100)
-    monkeypatch.setattr(generate, "TABLE_MAX", 0)
-    row_by_row = LeanStep.of(model, state, torch.zeros(30), rows=100)
+    with_table = generate_step.LeanStep.of(model, state, torch.zeros(30), rows=100)
+    monkeypatch.setattr(generate_step, "TABLE_MAX", 0)
+    row_by_row = generate_step.LeanStep.of(model, state, torch.zeros(30), rows=100)
     assert with_table.table is not None and row_by_row.table is None
     torch.testing.assert_close(with_table(ids[:1]), row_by_row(ids[:1]))
 

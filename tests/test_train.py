@@ -272,6 +272,7 @@ def test_adaptive_evaluation_at_the_end(tmp_path, corpus_file, capsys):
 
 
 def test_lr_factor_one_keeps_the_learning_rate_constant(tmp_path, corpus_file, capsys):
-    assert main(tiny_flags(corpus_file, tmp_path / "c", "--lr-factor", "1", "--lr", "5", "--patience", "20")) == 0
+    flags = tiny_flags(corpus_file, tmp_path / "c", "--lr-factor", "1", "--lr", "5", "--patience", "20")
+    assert main(flags) == 0
     lrs = {r["lr"] for r in read_metrics(tmp_path / "c" / "metrics.jsonl") if r["event"] == "train"}
     assert lrs == {5.0}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -10,7 +10,8 @@ import torch
 from rnnlab.config import check_number
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import RnnlabError
-from rnnlab.nn.state import repeat_rows
+from rnnlab.generate_step import LeanStep
+from rnnlab.nn.state import State, repeat_rows
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,20 @@ def next_ids(logits: torch.Tensor, cfg: SamplingConfig, generator: torch.Generat
         before = sorted_probs.cumsum(dim=-1) - sorted_probs  # mass of the ids ranked above each one
         sorted_probs = sorted_probs.masked_fill(before >= cfg.top_p, 0.0)
         probs = torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    return draw(probs, generator)
+
+
+def draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One id per row of ``(N, V)`` probabilities, by inverting the row's cumulative distribution.
+
+    One uniform number per row: ``torch.multinomial`` draws V exponentials per row instead, which
+    costs more than the model's step at batch 64. Ids of probability 0 are never drawn (their
+    interval of the CDF is empty); the CDF is summed in float64, so rounding swallows no small one.
+    """
+    cdf = probs.double().cumsum(dim=-1)  # (N, V)
+    u = torch.rand((len(cdf), 1), dtype=cdf.dtype, device=cdf.device, generator=generator)  # [0, 1)
+    below_total = u * (cdf[:, -1:] * (1 - 2**-52))  # strictly below the top: every row finds an id
+    return torch.searchsorted(cdf, below_total, right=True).squeeze(-1)
 
 
 @torch.no_grad()
@@ -55,6 +69,7 @@ def sample_ids(
     generator: torch.Generator | None = None,
     start_probs: torch.Tensor | None = None,
     banned: Sequence[int] = (),
+    fast: bool = True,
 ) -> Iterator[torch.Tensor]:
     """Yield ``length`` steps of ``(num_samples,)`` new ids.
 
@@ -72,6 +87,10 @@ def sample_ids(
         generator: the random source (seed it for repeatable samples).
         start_probs: ``(V,)`` probabilities of the first id when the prefix is empty (e.g. unigrams).
         banned: ids never produced (e.g. ``<unk>``).
+        fast: after the prefix, step with :class:`rnnlab.generate_step.LeanStep` where it applies (a
+            LanguageModel on the CPU with a unidirectional torch.nn or rnnlab.nn RNN/GRU/LSTM);
+            ``False`` calls ``model.forward`` every step: the reference that the fast path is tested
+            against (same seed, same ids).
     """
     was_training = model.training
     model.eval()
@@ -89,16 +108,31 @@ def sample_ids(
             out = model(prefix.to(device)[None, :], None)
             state = repeat_rows(out.state, num_samples)
             logits = out.logits[:, -1].expand(num_samples, -1)
+        ban = torch.zeros(logits.shape[-1], dtype=logits.dtype, device=device)
+        ban[list(banned)] = -torch.inf  # added to the logits: banned ids score -inf, the rest unchanged
+        lean = LeanStep.of(model, state, ban, rows=length * num_samples) if fast else None
+        step = lean or _forward_step(model, state, ban)
+        logits = logits + ban  # each step's logits come with the ban added
         for _ in range(length):
-            if banned:
-                logits = logits.clone()
-                logits[:, list(banned)] = -torch.inf
             ids = next_ids(logits.cpu(), cfg, generator)
             yield ids
-            out = model(ids.to(device)[:, None], state)
-            state, logits = out.state, out.logits[:, -1]
+            logits = step(ids.to(device))
     finally:
         model.train(was_training)
+
+
+def _forward_step(
+    model: torch.nn.Module, state: State, ban: torch.Tensor
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The reference step: ``(N,)`` ids -> ``(N, V)`` logits + ban by the model's forward, state carried."""
+
+    def step(ids: torch.Tensor) -> torch.Tensor:
+        nonlocal state
+        out = model(ids[:, None], state)
+        state = out.state
+        return out.logits[:, -1] + ban
+
+    return step
 
 
 def unigram_probs(vocab: Vocab) -> torch.Tensor | None:
@@ -120,8 +154,10 @@ def generate_text(
     num_samples: int = 1,
     seed: int | None = None,
     on_unknown: str = "error",
+    fast: bool = True,
 ) -> Iterator[list[str]]:
-    """Text-level generation: yields, per step, the new character of each sample.
+    """Text-level generation: yields, per step, the new character of each sample (``fast``: see
+    :func:`sample_ids`).
 
     Raises:
         RnnlabError: prefix characters outside the vocabulary (with ``on_unknown="error"``; ``"skip"``
@@ -148,6 +184,7 @@ def generate_text(
         generator=generator,
         start_probs=unigram_probs(vocab),
         banned=vocab.special_ids,
+        fast=fast,
     )
     for step in stream:
         yield [vocab.itos[i] for i in step.tolist()]

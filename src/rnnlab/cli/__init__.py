@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from rnnlab import __version__
 from rnnlab.errors import RnnlabError
 
-SUBCOMMANDS = ("train", "generate", "evaluate", "baseline", "diagnose", "experiment")
+SUBCOMMANDS = ("train", "generate", "evaluate", "baseline", "diagnose", "experiment", "bench")
 
 
 class _Parser(argparse.ArgumentParser):

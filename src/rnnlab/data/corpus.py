@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import hashlib
+import itertools
 import math
-from collections.abc import Sequence
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from rnnlab.data.builtin import builtin_corpus
-from rnnlab.data.text import read_texts
-from rnnlab.data.vocab import UNK, Vocab
+from rnnlab.data.text import iter_texts, read_texts
+from rnnlab.data.vocab import UNK, Vocab, count_chars
 from rnnlab.errors import RnnlabError
 
 SPLITS = ("train", "val", "test")
+# UTF-8 corpora above this size are read three times in pieces (length, counts, ids) instead of once
+# whole: a 100 MB file then peaks at its id array plus a piece, not at its bytes + text + copies.
+STREAM_BYTES = 1 << 26
+# ... and above this one their ids go to a memory-mapped temporary file, not RAM (TMPDIR says where).
+MMAP_BYTES = 1 << 30
+_HASH_BLOCK = 1 << 24
 
 
 def split_text(text: str, fractions: Sequence[float] = (0.9, 0.05, 0.05)) -> tuple[str, str, str]:
@@ -27,17 +39,25 @@ def split_text(text: str, fractions: Sequence[float] = (0.9, 0.05, 0.05)) -> tup
     Raises:
         RnnlabError: fractions that are negative, not three, do not sum to 1, or leave train empty.
     """
+    n_train, n_val = split_sizes(len(text), fractions)
+    return text[:n_train], text[n_train : n_train + n_val], text[n_train + n_val :]
+
+
+def split_sizes(n: int, fractions: Sequence[float] = (0.9, 0.05, 0.05)) -> tuple[int, int]:
+    """How many of ``n`` characters :func:`split_text` gives to train and to val (test: the rest).
+
+    Raises:
+        RnnlabError: as :func:`split_text`.
+    """
     fractions = tuple(float(f) for f in fractions)
     if len(fractions) != 3:
         raise RnnlabError(f"--split takes three fractions TRAIN,VAL,TEST, got {len(fractions)}")
     if any(not math.isfinite(f) or f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
         raise RnnlabError(f"--split fractions must be >= 0 and sum to 1, got {','.join(map(str, fractions))}")
-    n = len(text)
     n_train = round(n * fractions[0])
-    n_val = round(n * fractions[1])
     if n_train == 0:
         raise RnnlabError(f"the train split is empty ({n} characters in all); give more text")
-    return text[:n_train], text[n_train : n_train + n_val], text[n_train + n_val :]
+    return n_train, round(n * fractions[1])
 
 
 @dataclass
@@ -71,7 +91,10 @@ class Corpus:
         parts = split_text(text, split)
         if vocab is None:
             vocab = Vocab.build(parts[0], min_freq=min_freq, specials=(UNK,))
-        arrays = [vocab.encode(p, on_unknown="unk") for p in parts]
+        return cls._from_arrays(vocab, [vocab.encode(p, on_unknown="unk") for p in parts], source)
+
+    @classmethod
+    def _from_arrays(cls, vocab: Vocab, arrays: Sequence[np.ndarray], source: str) -> Corpus:
         oov = {}
         for name, ids in zip(SPLITS, arrays):
             unk = int(np.count_nonzero(ids == vocab.unk_id)) if vocab.unk_id is not None else 0
@@ -87,10 +110,69 @@ class Corpus:
         vocab: Vocab | None = None,
         encoding: str = "utf-8",
         errors: str = "strict",
+        *,
+        mmap: bool | None = None,
     ) -> Corpus:
-        """Read UTF-8 files (joined in order) and build the corpus from their text."""
+        """Read text files (joined in order) and build the corpus from their text.
+
+        UTF-8 files above :data:`STREAM_BYTES` in all are streamed (see :meth:`_from_pieces`); the
+        result is the same as reading them whole.
+
+        Args:
+            mmap: keep the ids in a memory-mapped temporary ``.npy`` (read-only) instead of RAM; None:
+                for files above :data:`MMAP_BYTES` in all. Needs UTF-8 (``True`` streams any size).
+        """
+        source = ", ".join(str(p) for p in paths)
+        size = sum(os.path.getsize(p) for p in paths if os.path.isfile(p))
+        utf8 = _is_utf8(encoding)
+        if mmap and not utf8:
+            raise RnnlabError(f"memory-mapped ids need a UTF-8 corpus, not {encoding}; convert it first")
+        mmap = size > MMAP_BYTES if mmap is None else mmap
+        if (size > STREAM_BYTES or mmap) and utf8:
+            pieces = partial(iter_texts, paths, encoding, errors)
+            return cls._from_pieces(pieces, split, min_freq, vocab, mmap=mmap, source=source)
         text = read_texts(paths, encoding=encoding, errors=errors)
-        return cls.from_text(text, split, min_freq, vocab, source=", ".join(str(p) for p in paths))
+        return cls.from_text(text, split, min_freq, vocab, source=source)
+
+    @classmethod
+    def _from_pieces(
+        cls,
+        pieces: Callable[[], Iterator[str]],
+        split: Sequence[float],
+        min_freq: int,
+        vocab: Vocab | None,
+        *,
+        mmap: bool,
+        source: str,
+    ) -> Corpus:
+        """:meth:`from_text` of the files' text without holding it: three passes over its pieces.
+
+        1. decode every piece (this also checks the files), count characters, place the splits;
+        2. count each character of the train part (stops at its end) and build the vocabulary;
+        3. encode each piece into one id array, which the three splits are views of.
+
+        ``pieces()`` starts a new pass over the text (as :func:`rnnlab.data.text.iter_texts`).
+        """
+        n = sum(len(piece) for piece in pieces())
+        n_train, n_val = split_sizes(n, split)
+        if vocab is None:
+            counts, left = None, n_train
+            for piece in pieces():
+                counts = count_chars(piece[:left], counts)
+                left -= min(left, len(piece))
+                if not left:
+                    break
+            vocab = Vocab.from_counts(counts, min_freq, specials=(UNK,))
+        ids = _id_array(n, vocab.dtype, mmap)
+        start = 0
+        for piece in pieces():
+            ids[start : start + len(piece)] = vocab.encode(piece, on_unknown="unk")
+            start += len(piece)
+        if mmap:
+            ids.flush()
+            ids.flags.writeable = False
+        bounds = (0, n_train, n_train + n_val, n)
+        return cls._from_arrays(vocab, [ids[a:b] for a, b in itertools.pairwise(bounds)], source)
 
     @classmethod
     def from_config(cls, cfg, vocab: Vocab | None = None) -> Corpus:
@@ -104,7 +186,9 @@ class Corpus:
         """sha256 of the encoded splits: a resumed run checks it still trains on the same data."""
         h = hashlib.sha256()
         for name in SPLITS:
-            h.update(np.ascontiguousarray(self.split(name)).tobytes())
+            ids = self.split(name)
+            for start in range(0, len(ids), _HASH_BLOCK):  # block by block: no copy of a big split
+                h.update(np.ascontiguousarray(ids[start : start + _HASH_BLOCK]))
             h.update(b"|")
         return h.hexdigest()
 
@@ -117,3 +201,27 @@ class Corpus:
         sizes = ", ".join(f"{s} {len(self.split(s)):,}" for s in SPLITS)
         oov = ", ".join(f"{s} {self.oov_rate[s]:.2%}" for s in ("val", "test"))
         return f"{self.source}: {sizes} chars; vocab {len(self.vocab)}; OOV {oov}"
+
+
+def _is_utf8(encoding: str) -> bool:
+    try:
+        return codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return False  # read_texts reports the unknown encoding
+
+
+def _id_array(n: int, dtype: np.dtype, mmap: bool) -> np.ndarray:
+    """An ``(n,)`` array to fill: in RAM, or a writable map of a temporary ``.npy`` file.
+
+    The file is unlinked at once: the map keeps its data alive (and pageable) until the array goes,
+    and nothing is left behind, whatever happens. (Where an open file cannot be unlinked, it stays in
+    the temporary directory.)
+    """
+    if not mmap:
+        return np.empty(n, dtype=dtype)
+    fd, path = tempfile.mkstemp(prefix="rnnlab-ids-", suffix=".npy")
+    os.close(fd)
+    ids = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=(n,))
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    return ids

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,36 @@ FORMAT = "rnnlab-vocab"
 FORMAT_VERSION = 1
 ON_UNKNOWN = ("unk", "error", "skip")
 
-# Characters are encoded in slices of this many, so a 100 MB corpus never needs its UTF-32
-# copy in memory all at once.
+# Characters are encoded and counted in slices of this many, so a 100 MB corpus never needs its
+# UTF-32 copy in memory all at once.
 _ENCODE_CHUNK = 1 << 22
+CODE_POINTS = 0x110000  # every Unicode code point, surrogates included
+
+
+def _code_point_slices(text: str) -> Iterator[np.ndarray]:
+    """``text`` as uint32 code points, :data:`_ENCODE_CHUNK` characters at a time."""
+    for start in range(0, len(text), _ENCODE_CHUNK):
+        chunk = text[start : start + _ENCODE_CHUNK]
+        yield np.frombuffer(chunk.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def count_chars(text: str, counts: np.ndarray | None = None) -> np.ndarray:
+    """How often each code point occurs in ``text``, added into ``counts`` (new zeros when None).
+
+    Args:
+        text: any string.
+        counts: ``(CODE_POINTS,)`` int64 running totals, updated in place; pass the same array for
+            every piece of a text too big to hold at once.
+
+    Returns:
+        ``counts``, indexed by code point (what :meth:`Vocab.from_counts` reads).
+    """
+    if counts is None:
+        counts = np.zeros(CODE_POINTS, dtype=np.int64)
+    for points in _code_point_slices(text):
+        binned = np.bincount(points)  # (max code point + 1,): small for small alphabets
+        counts[: len(binned)] += binned
+    return counts
 
 
 def id_dtype(size: int) -> np.dtype:
@@ -70,13 +96,24 @@ class Vocab:
     @classmethod
     def build(cls, text: str, min_freq: int = 1, specials: Sequence[str] = (UNK,)) -> Vocab:
         """Build the vocabulary of ``text``: every character seen at least ``min_freq`` times."""
+        return cls.from_counts(count_chars(text), min_freq, specials)
+
+    @classmethod
+    def from_counts(cls, counts: np.ndarray, min_freq: int = 1, specials: Sequence[str] = (UNK,)) -> Vocab:
+        """The vocabulary of a text given by its :func:`count_chars` counts (as :meth:`build`).
+
+        Characters seen fewer than ``min_freq`` times, and those spelled like a special, count towards
+        ``<unk>``.
+        """
         if min_freq < 1:
             raise RnnlabError(f"--min-freq must be at least 1, got {min_freq}")
-        counts = Counter(text)
-        chars = sorted(c for c, n in counts.items() if n >= min_freq and c not in specials)
-        unknown = sum(n for c, n in counts.items() if n < min_freq or c in specials)
+        seen = np.flatnonzero(counts)  # code points, ascending
+        special_points = [ord(s) for s in specials if len(s) == 1]
+        kept = seen[(counts[seen] >= min_freq) & ~np.isin(seen, special_points)]
+        unknown = int(counts[seen].sum() - counts[kept].sum())
         special_counts = [unknown if s == UNK else 0 for s in specials]
-        return cls([*specials, *chars], specials, special_counts + [counts[c] for c in chars])
+        chars = [chr(p) for p in kept.tolist()]
+        return cls([*specials, *chars], specials, special_counts + counts[kept].tolist())
 
     def __len__(self) -> int:
         return len(self.itos)
@@ -120,9 +157,7 @@ class Vocab:
             raise ValueError(f"on_unknown must be one of {ON_UNKNOWN}, got {on_unknown!r}")
         table = self._lookup_table()
         parts = []
-        for start in range(0, len(text), _ENCODE_CHUNK):
-            chunk = text[start : start + _ENCODE_CHUNK]
-            points = np.frombuffer(chunk.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        for points in _code_point_slices(text):
             ids = table[points]
             unknown = ids < 0
             if unknown.any():
