@@ -150,6 +150,7 @@ class RunConfig:
     baseline: bool = True  # score the n-gram baseline on the same split at the start
     adaptive_eval: bool = False  # at the end: cache + dynamic evaluation + n-gram mixing, tuned on val
     monitor_every: int = 50  # gradient readings every N steps (0: off); ~2% of the steps' time
+    tensorboard: bool = False  # also log to RUN_DIR/tensorboard (needs the tensorboard extra)
     preset: str = "auto"  # a named recipe (rnnlab.presets); auto: by corpus size
     out: str | None = None  # run directory; default runs/<corpus>-<time>
 

@@ -23,6 +23,7 @@ from rnnlab.presets import preset_names, resolve_preset
 from rnnlab.rundir import RunDir, command_line
 from rnnlab.train import Trainer, load_checkpoint, read_metrics
 from rnnlab.train.loop import INTERRUPTED, check_trainable
+from rnnlab.train.tensorboard import require_tensorboard
 
 HELP = {
     "builtin": "built-in corpus used when no CORPUS file is given",
@@ -55,6 +56,7 @@ HELP = {
     "baseline": "score the Kneser-Ney n-gram baseline on the same split first",
     "adaptive_eval": "finally score val/test with a neural cache, dynamic evaluation and n-gram mixing",
     "monitor_every": "gradient readings every N steps (0: off)",
+    "tensorboard": "also log scalars, weight histograms and samples to RUN_DIR/tensorboard",
     "preset": "a named recipe; auto picks small-corpus below 200k training characters, else default",
     "optimizer": "optimiser",
     "lr": "learning rate",
@@ -87,7 +89,7 @@ CHOICES = {
 }
 ALL_FIELDS = tuple(f for f in C.FIELD_SECTION if f != "corpus")  # corpus is the positional argument
 # What a resumed run may change: when to stop, and where to compute.
-RESUMABLE = ("epochs", "max_steps", "max_time", "patience", "device")
+RESUMABLE = ("epochs", "max_steps", "max_time", "patience", "device", "tensorboard")
 
 
 def add_parser(sub) -> None:
@@ -140,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         flat = user_values(args)
         cfg = C.TrainConfig.from_flat(flat)  # validates every value before any work
+        if cfg.run.tensorboard:
+            require_tensorboard()
         RunDir.check_new(cfg.run.out)
         corpus = Corpus.from_config(cfg.data)
         cfg = resolve_config(flat, len(corpus.train))
@@ -180,6 +184,8 @@ def _resumed_trainer(args: argparse.Namespace) -> Trainer:
     if not run_dir.checkpoint_path.exists():
         raise RnnlabError(f"{run_dir.path} has no checkpoint.json to resume from")
     cfg = C.TrainConfig.from_flat(given(args, RESUMABLE), base=run_dir.load_config())
+    if cfg.run.tensorboard:
+        require_tensorboard()
     corpus = Corpus.from_config(cfg.data, vocab=run_dir.load_vocab())
     if corpus.fingerprint() != run_dir.corpus_sha256():
         raise RnnlabError("the corpus changed since this run started; resume needs the same text")

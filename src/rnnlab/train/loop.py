@@ -39,6 +39,7 @@ from rnnlab.train.milestones import (
 from rnnlab.train.monitor import GradientMonitor
 from rnnlab.train.optim import build_optimizer, build_scheduler
 from rnnlab.train.reporting import Reporter, run_summary
+from rnnlab.train.tensorboard import open_tensorboard
 
 if TYPE_CHECKING:
     from rnnlab.rundir import RunDir
@@ -184,8 +185,10 @@ class Trainer:
         self._wall_start = time.perf_counter()
         r = self.cfg.run
         total = r.max_steps or (r.epochs * self.batches_per_epoch() if r.epochs else None)
+        resumed_at = self.state.step or None  # TensorBoard hides what an interrupted run wrote after it
+        sinks = [open_tensorboard(self.run.path, self.model, resumed_at)] if r.tensorboard else []
         self.report = Reporter(
-            self.run.metrics_path, self.metrics_size, self.progress, total, self.state.step, self._log
+            self.run.metrics_path, self.metrics_size, self.progress, total, self.state.step, self._log, sinks
         )
         if self.metrics_size is None:  # a new run, not a resumed one
             self.report.write("start", **corpus_info(self.corpus, self.model, self.batches_per_epoch()))

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from rnnlab.losses import loss_readings
 from rnnlab.train.metrics import MetricsLog
+
+
+class Sink(Protocol):
+    """Something else that hears every record written to metrics.jsonl (e.g. the TensorBoard sink)."""
+
+    def write(self, event: str, values: dict) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Reporter:
@@ -20,6 +29,7 @@ class Reporter:
         progress: show a tqdm bar on stderr.
         total, initial: the bar's total steps (None: unknown) and starting step.
         log: where lines go when there is no bar (default: stderr).
+        sinks: also given every record (none by default: a run that asks for none pays nothing).
     """
 
     def __init__(
@@ -30,8 +40,10 @@ class Reporter:
         total: int | None,
         initial: int,
         log: Callable[[str], None] | None = None,
+        sinks: Sequence[Sink] = (),
     ):
         self.metrics = MetricsLog(metrics_path, truncate_to=truncate_to)
+        self.sinks = tuple(sinks)
         self._log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self._bar = None
         if progress:
@@ -41,6 +53,8 @@ class Reporter:
 
     def write(self, event: str, **values) -> None:
         self.metrics.write(event, **values)
+        for sink in self.sinks:
+            sink.write(event, values)
 
     def size(self) -> int:
         return self.metrics.size()
@@ -66,6 +80,8 @@ class Reporter:
     def close(self) -> None:
         self.close_bar()
         self.metrics.close()
+        for sink in self.sinks:
+            sink.close()
 
 
 def run_summary(state, run_path: Path, chars_per_s: float, wall_s: float, guard) -> dict:
