@@ -141,6 +141,14 @@ CASES = {
     "config no longer fits the weights": (["generate", "{config}"], "does not fit this model's config"),
     "torn config.json": (["evaluate", "{torn}"], "is not valid JSON"),
     "evaluate missing data": (["evaluate", "{root}/run", "--data", "{root}/nope.txt"], "does not exist"),
+    # export
+    "export missing run": (["export", "{root}/nowhere", "--onnx", "{root}/m.onnx"], "does not exist"),
+    "export to a directory": (["export", "{root}/run", "--onnx", "{root}/notrun"], "is a directory"),
+    "export over a file": (["export", "{root}/run", "--onnx", "{root}/good.txt"], "already exists"),
+    "export into a missing directory": (
+        ["export", "{root}/run", "--onnx", "{root}/nodir/m.onnx"],
+        "does not exist; create it first",
+    ),
 }
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from rnnlab import __version__
 from rnnlab.errors import RnnlabError
 
-SUBCOMMANDS = ("train", "generate", "evaluate", "baseline", "diagnose", "experiment", "bench")
+SUBCOMMANDS = ("train", "generate", "evaluate", "baseline", "diagnose", "experiment", "bench", "export")
 
 
 class _Parser(argparse.ArgumentParser):
