@@ -85,6 +85,10 @@ def torn_config(run: Path) -> None:
     (run / "config.json").write_text('{"command": "rnnlab tr')
 
 
+def no_metrics(run: Path) -> None:
+    (run / "metrics.jsonl").unlink()
+
+
 CASES = {
     # corpus files
     "missing file": (["train", "{root}/nope.txt"], "does not exist"),
@@ -141,6 +145,14 @@ CASES = {
     "config no longer fits the weights": (["generate", "{config}"], "does not fit this model's config"),
     "torn config.json": (["evaluate", "{torn}"], "is not valid JSON"),
     "evaluate missing data": (["evaluate", "{root}/run", "--data", "{root}/nope.txt"], "does not exist"),
+    # reports
+    "report missing run": (["report", "{root}/nowhere"], "/nowhere does not exist"),
+    "report run without metrics": (["report", "{nometrics}"], "metrics.jsonl does not exist"),
+    "report --out is a directory": (["report", "{root}/run", "--out", "{root}/notrun"], "is a directory"),
+    "report --out in a missing directory": (
+        ["report", "{root}/run", "--out", "{root}/nowhere/r.html"],
+        "r.html: directory",
+    ),
     # export
     "export missing run": (["export", "{root}/nowhere", "--onnx", "{root}/m.onnx"], "does not exist"),
     "export to a directory": (["export", "{root}/run", "--onnx", "{root}/notrun"], "is a directory"),
@@ -172,6 +184,7 @@ def test_bad_input(world, case, capsys, monkeypatch):
         "vocab": copy_run(world, "vocab", edited_vocab),
         "config": copy_run(world, "config", edited_config),
         "torn": copy_run(world, "torn", torn_config),
+        "nometrics": copy_run(world, "nometrics", no_metrics),
     }
     argv, message = CASES[case]
     argv = [a.format(**dirs) for a in argv]

@@ -9,7 +9,17 @@ from collections.abc import Sequence
 from rnnlab import __version__
 from rnnlab.errors import RnnlabError
 
-SUBCOMMANDS = ("train", "generate", "evaluate", "baseline", "diagnose", "experiment", "bench", "export")
+SUBCOMMANDS = (
+    "train",
+    "generate",
+    "evaluate",
+    "baseline",
+    "diagnose",
+    "experiment",
+    "bench",
+    "export",
+    "report",
+)
 
 
 class _Parser(argparse.ArgumentParser):
