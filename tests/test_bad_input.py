@@ -113,6 +113,7 @@ CASES = {
     "negative max time": (["train", "--max-time", "-5"], "--max-time must be > 0"),
     "not a number": (["train", "--hidden-size", "many"], "not a number"),
     "unknown cell": (["train", "--cell", "transformer"], "invalid choice: 'transformer'"),
+    "unknown tokens": (["train", "--tokens", "bpe"], "invalid choice: 'bpe'"),
     "bidirectional": (["train", "--bidirectional"], "reads the very character it must predict"),
     "no GPU": (["train", "--device", "cuda"], "no CUDA GPU"),
     "unknown device": (["train", "--device", "tpu"], "--device"),

@@ -21,6 +21,7 @@ ENCODERS = ("embedding", "onehot")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SAMPLINGS = ("consecutive", "random")
 PRECISIONS = ("fp32", "bf16")
+TOKENS = ("char", "word")  # what a token is: a character, or a word (rnnlab.data.words)
 
 
 def _flag(name: str) -> str:
@@ -51,6 +52,7 @@ class DataConfig:
     builtin: str = "python-docs"
     split: tuple[float, ...] = (0.9, 0.05, 0.05)  # contiguous train/val/test
     min_freq: int = 1  # rarer characters become <unk>
+    tokens: str = "char"  # "word": words, punctuation marks and newlines (rnnlab.data.words)
     encoding: str = "utf-8"
     errors: str = "strict"  # refuse undecodable bytes rather than train on mojibake
     sampling: str = "consecutive"  # carries the state across batches: context beyond one window
@@ -60,6 +62,7 @@ class DataConfig:
 
     def __post_init__(self):
         check_choice("sampling", self.sampling, SAMPLINGS)
+        check_choice("tokens", self.tokens, TOKENS)
         check_number("min_freq", self.min_freq, 1)
         check_number("batch_size", self.batch_size, 1)
         check_number("num_steps", self.num_steps, 1)

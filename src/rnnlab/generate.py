@@ -156,21 +156,21 @@ def generate_text(
     on_unknown: str = "error",
     fast: bool = True,
 ) -> Iterator[list[str]]:
-    """Text-level generation: yields, per step, the new character of each sample (``fast``: see
-    :func:`sample_ids`).
+    """Text-level generation: yields, per step, the new text of each sample: its new character, or
+    for a word vocabulary its new word with the space before it (``fast``: see :func:`sample_ids`).
 
     Raises:
-        RnnlabError: prefix characters outside the vocabulary (with ``on_unknown="error"``; ``"skip"``
-            drops them, ``"unk"`` maps them to ``<unk>``).
+        RnnlabError: prefix characters (words) outside the vocabulary (with ``on_unknown="error"``;
+            ``"skip"`` drops them, ``"unk"`` maps them to ``<unk>``).
     """
     check_number("length", length, 0)
     check_number("num_samples", num_samples, 1)
     if cfg.top_k is not None and cfg.top_k > len(vocab):
         raise RnnlabError(f"--top-k {cfg.top_k} is larger than the vocabulary ({len(vocab)} tokens)")
     if on_unknown == "error" and vocab.unknown_chars(prefix):
-        chars = "".join(vocab.unknown_chars(prefix))
+        chars = (" " if vocab.kind == "word" else "").join(vocab.unknown_chars(prefix))
         raise RnnlabError(
-            f"prefix characters not in the training vocabulary: {chars!r}; "
+            f"prefix {vocab.unit}s not in the training vocabulary: {chars!r}; "
             "remove them or pass --unknown skip (drop) or --unknown unk"
         )
     ids = torch.from_numpy(vocab.encode(prefix, on_unknown=on_unknown).astype("int64"))
@@ -186,5 +186,6 @@ def generate_text(
         banned=vocab.special_ids,
         fast=fast,
     )
+    texts = vocab.text_stream(prefix, num_samples)
     for step in stream:
-        yield [vocab.itos[i] for i in step.tolist()]
+        yield texts(step.tolist())

@@ -6,11 +6,11 @@ import argparse
 import time
 
 from rnnlab.cli.common import float_list, given, print_result
-from rnnlab.config import DataConfig
+from rnnlab.config import TOKENS, DataConfig
 from rnnlab.data import Corpus
 from rnnlab.diagnose.ngram import select_order
 
-DATA_FLAGS = ("split", "min_freq", "encoding", "errors", "builtin")
+DATA_FLAGS = ("split", "min_freq", "tokens", "encoding", "errors", "builtin")
 
 
 def add_parser(sub) -> None:
@@ -37,6 +37,9 @@ def add_parser(sub) -> None:
         default=argparse.SUPPRESS,
         dest="min_freq",
         help="rarer characters become <unk> (default: 1)",
+    )
+    p.add_argument(
+        "--tokens", choices=TOKENS, default=argparse.SUPPRESS, help="char or word, as for rnnlab train"
     )
     p.add_argument("--encoding", default=argparse.SUPPRESS, help="corpus encoding (default: utf-8)")
     p.add_argument("--errors", default=argparse.SUPPRESS, help="strict, replace or ignore (default: strict)")

@@ -52,11 +52,15 @@ def run(args: argparse.Namespace) -> int:
         "chars": count,
         "oov_rate": oov,
         "model_step": info.get("step"),
+        "unit": vocab.kind,  # what "chars", loss and ppl count: characters, or words
         **loss_readings(loss),
     }
+    unit, bpc = vocab.kind, f", {result['bpc']:.3f} bpc"
+    if unit == "word":  # per word: "bits per character" would mislabel it
+        result["bpc"], bpc = None, ""
     human = (
-        f"{source}: loss {loss:.4f} nats/char, ppl {result['ppl']:.2f}, {result['bpc']:.3f} bpc "
-        f"over {count:,} chars (OOV {oov:.2%})"
+        f"{source}: loss {loss:.4f} nats/{unit}, ppl {result['ppl']:.2f}{bpc} "
+        f"over {count:,} {unit}s (OOV {oov:.2%})"
     )
     print_result(result, args.json, human)
     return 0

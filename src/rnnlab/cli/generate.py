@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
     g.add_argument(
         "--prefix", default="", help="text to start from (default: a character drawn from training)"
     )
-    g.add_argument("--length", type=int, default=200, help="new characters per sample (default: 200)")
+    g.add_argument("--length", type=int, default=200, help="new characters (words) per sample (default: 200)")
     g.add_argument(
         "--num-samples", type=positive_int, default=1, help="samples, drawn as one batch (default: 1)"
     )

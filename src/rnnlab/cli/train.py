@@ -28,7 +28,8 @@ from rnnlab.train.tensorboard import require_tensorboard
 HELP = {
     "builtin": "built-in corpus used when no CORPUS file is given",
     "split": "train,val,test fractions of the text, contiguous",
-    "min_freq": "characters seen fewer times in train become <unk>",
+    "min_freq": "characters (words) seen fewer times in train become <unk>",
+    "tokens": "char, or word: words, punctuation marks and newlines (ppl is then per word)",
     "encoding": "encoding of the corpus files",
     "errors": "undecodable bytes: strict (refuse), replace (U+FFFD) or ignore",
     "sampling": "consecutive (state carried across batches) or random windows (fresh state each)",
@@ -80,6 +81,7 @@ HELP = {
 }
 CHOICES = {
     "sampling": C.SAMPLINGS,
+    "tokens": C.TOKENS,
     "cell": C.CELLS,
     "impl": C.IMPLS,
     "encoder": C.ENCODERS,
@@ -228,6 +230,9 @@ def _stop_on_signals(trainer: Trainer):
 
 def _finish(trainer: Trainer, summary: dict, as_json: bool) -> int:
     run = trainer.run.path
+    unit = summary["unit"] = trainer.corpus.vocab.kind
+    if unit == "word":  # the losses are per word: "bits per character" would mislabel them
+        summary["best_val_bpc"] = summary["test_bpc"] = None
     if summary["stop_reason"] == INTERRUPTED:
         print(
             f"interrupted at step {summary['steps']}; continue with: rnnlab train --resume {run}", flush=True
@@ -244,11 +249,12 @@ def _finish(trainer: Trainer, summary: dict, as_json: bool) -> int:
         trainer.model, trainer.corpus.vocab, prefix, length, SamplingConfig(), seed=0, on_unknown="skip"
     )
     print(prefix + "".join(step[0] for step in chars), flush=True)
-    test = f", test ppl {summary['test_ppl']:.2f}" if summary["test_ppl"] is not None else ""
+    per, bpc = (" per word", "") if unit == "word" else ("", f", {summary['best_val_bpc']:.3f} bpc")
+    test = f", test ppl {summary['test_ppl']:.2f}{per}" if summary["test_ppl"] is not None else ""
     human = (
         f"run {run}: {summary['steps']} steps ({summary['stop_reason']}), "
-        f"best val loss {summary['best_val_loss']:.4f} (ppl {summary['best_val_ppl']:.2f}, "
-        f"{summary['best_val_bpc']:.3f} bpc){test}, {summary['train_chars_per_s']:,.0f} chars/s"
+        f"best val loss {summary['best_val_loss']:.4f} (ppl {summary['best_val_ppl']:.2f}{per}{bpc})"
+        f"{test}, {summary['train_chars_per_s']:,.0f} {unit}s/s"
     )
     print_result(summary, as_json, human)
     return 0

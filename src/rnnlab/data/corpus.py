@@ -19,6 +19,7 @@ import numpy as np
 from rnnlab.data.builtin import builtin_corpus
 from rnnlab.data.text import iter_texts, read_texts
 from rnnlab.data.vocab import UNK, Vocab, count_chars
+from rnnlab.data.words import WordVocab, tokenize_words
 from rnnlab.errors import RnnlabError
 
 SPLITS = ("train", "val", "test")
@@ -86,12 +87,29 @@ class Corpus:
         min_freq: int = 1,
         vocab: Vocab | None = None,
         source: str = "<text>",
+        tokens: str = "char",
     ) -> Corpus:
-        """Split ``text``, build the vocabulary on the train part (unless given) and encode each part."""
+        """Split ``text``, build the vocabulary on the train part (unless given) and encode each part.
+
+        ``tokens="word"``: the text is tokenised by :func:`rnnlab.data.words.tokenize_words` first and
+        the token stream is split (the vocabulary is then a :class:`WordVocab`).
+        """
+        _check_tokens(vocab, tokens)
+        if tokens == "word":
+            return cls._from_words(text, split, min_freq, vocab, source)
         parts = split_text(text, split)
         if vocab is None:
             vocab = Vocab.build(parts[0], min_freq=min_freq, specials=(UNK,))
         return cls._from_arrays(vocab, [vocab.encode(p, on_unknown="unk") for p in parts], source)
+
+    @classmethod
+    def _from_words(cls, text: str, split, min_freq: int, vocab: Vocab | None, source: str) -> Corpus:
+        words = tokenize_words(text)
+        n_train, n_val = split_sizes(len(words), split)
+        parts = words[:n_train], words[n_train : n_train + n_val], words[n_train + n_val :]
+        if vocab is None:
+            vocab = WordVocab.from_tokens(parts[0], min_freq, specials=(UNK,))
+        return cls._from_arrays(vocab, [vocab.encode_tokens(p, on_unknown="unk") for p in parts], source)
 
     @classmethod
     def _from_arrays(cls, vocab: Vocab, arrays: Sequence[np.ndarray], source: str) -> Corpus:
@@ -112,6 +130,7 @@ class Corpus:
         errors: str = "strict",
         *,
         mmap: bool | None = None,
+        tokens: str = "char",
     ) -> Corpus:
         """Read text files (joined in order) and build the corpus from their text.
 
@@ -121,8 +140,12 @@ class Corpus:
         Args:
             mmap: keep the ids in a memory-mapped temporary ``.npy`` (read-only) instead of RAM; None:
                 for files above :data:`MMAP_BYTES` in all. Needs UTF-8 (``True`` streams any size).
+            tokens: ``"char"``, or ``"word"`` (then the text is read whole: no streaming, no mmap).
         """
         source = ", ".join(str(p) for p in paths)
+        if tokens == "word":
+            text = read_texts(paths, encoding=encoding, errors=errors)
+            return cls.from_text(text, split, min_freq, vocab, source=source, tokens=tokens)
         size = sum(os.path.getsize(p) for p in paths if os.path.isfile(p))
         utf8 = _is_utf8(encoding)
         if mmap and not utf8:
@@ -178,9 +201,12 @@ class Corpus:
     def from_config(cls, cfg, vocab: Vocab | None = None) -> Corpus:
         """The corpus a DataConfig describes: its files, or the built-in corpus when it names none."""
         if cfg.corpus:
-            return cls.from_files(cfg.corpus, cfg.split, cfg.min_freq, vocab, cfg.encoding, cfg.errors)
+            return cls.from_files(
+                cfg.corpus, cfg.split, cfg.min_freq, vocab, cfg.encoding, cfg.errors, tokens=cfg.tokens
+            )
         text = builtin_corpus(cfg.builtin)
-        return cls.from_text(text, cfg.split, cfg.min_freq, vocab, source=f"built-in corpus {cfg.builtin}")
+        source = f"built-in corpus {cfg.builtin}"
+        return cls.from_text(text, cfg.split, cfg.min_freq, vocab, source=source, tokens=cfg.tokens)
 
     def fingerprint(self) -> str:
         """sha256 of the encoded splits: a resumed run checks it still trains on the same data."""
@@ -200,7 +226,17 @@ class Corpus:
     def summary(self) -> str:
         sizes = ", ".join(f"{s} {len(self.split(s)):,}" for s in SPLITS)
         oov = ", ".join(f"{s} {self.oov_rate[s]:.2%}" for s in ("val", "test"))
-        return f"{self.source}: {sizes} chars; vocab {len(self.vocab)}; OOV {oov}"
+        return f"{self.source}: {sizes} {self.vocab.kind}s; vocab {len(self.vocab)}; OOV {oov}"
+
+
+def _check_tokens(vocab: Vocab | None, tokens: str) -> None:
+    if tokens not in ("char", "word"):
+        raise ValueError(f"tokens must be 'char' or 'word', got {tokens!r}")
+    if vocab is not None and vocab.kind != tokens:
+        raise RnnlabError(
+            f"the vocabulary is of {vocab.kind} tokens but the config says --tokens {tokens}; "
+            "were vocab.json or config.json edited?"
+        )
 
 
 def _is_utf8(encoding: str) -> bool:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from rnnlab.config import TOKENS
 from rnnlab.errors import RnnlabError
 from rnnlab.io import atomic_write_text, read_json
 
@@ -71,6 +72,9 @@ class Vocab:
             with an empty prefix draws its first character from these.
     """
 
+    kind = "char"  # the tokeniser (--tokens); rnnlab.data.words.WordVocab is the "word" one
+    unit = "character"
+
     def __init__(
         self, tokens: Sequence[str], specials: Sequence[str] = (UNK,), counts: Sequence[int] | None = None
     ):
@@ -80,7 +84,7 @@ class Vocab:
         missing = [s for s in specials if s not in tokens]
         if missing:
             raise RnnlabError(f"vocabulary lacks its special tokens {missing}; rebuild it from the corpus")
-        bad = [t for t in tokens if t not in specials and len(t) != 1]
+        bad = [t for t in tokens if t not in specials and len(t) != 1] if self.kind == "char" else []
         if bad:
             raise RnnlabError(f"character vocabulary has multi-character tokens {bad[:5]}")
         if counts is not None and len(counts) != len(tokens):
@@ -122,7 +126,9 @@ class Vocab:
         return token in self.stoi
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Vocab) and self.itos == other.itos and self.specials == other.specials
+        if not isinstance(other, Vocab):
+            return False
+        return (self.kind, self.itos, self.specials) == (other.kind, other.itos, other.specials)
 
     def __repr__(self) -> str:
         return f"Vocab(size={len(self)}, specials={list(self.specials)})"
@@ -187,10 +193,16 @@ class Vocab:
         itos = self.itos
         return "".join(itos[int(i)] for i in np.asarray(ids).reshape(-1))
 
+    def text_stream(self, prefix: str, rows: int) -> Callable[[Sequence[int]], list[str]]:
+        """For generation after ``prefix``: per step, each of ``rows`` rows' new text from its new id."""
+        itos = self.itos
+        return lambda ids: [itos[i] for i in ids]
+
     def to_dict(self) -> dict:
         return {
             "format": FORMAT,
             "version": FORMAT_VERSION,
+            "tokenizer": self.kind,
             "specials": list(self.specials),
             "tokens": self.itos,
             "counts": self.counts,
@@ -212,7 +224,15 @@ class Vocab:
             raise RnnlabError(
                 f"vocab.json has format version {data.get('version')}, this rnnlab reads {FORMAT_VERSION}"
             )
-        return cls(data["tokens"], data["specials"], data.get("counts"))
+        kind = data.get("tokenizer", "char")  # files from before word tokens have none
+        if kind not in TOKENS:
+            raise RnnlabError(f"vocab.json has tokenizer {kind!r}; this rnnlab knows {', '.join(TOKENS)}")
+        vocab_cls = Vocab
+        if kind == "word":
+            from rnnlab.data.words import WordVocab  # it builds on this module
+
+            vocab_cls = WordVocab
+        return vocab_cls(data["tokens"], data["specials"], data.get("counts"))
 
     def save(self, path: str | Path) -> None:
         atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False))

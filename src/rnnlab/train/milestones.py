@@ -41,6 +41,7 @@ def corpus_info(corpus: Corpus, model: torch.nn.Module, batches_per_epoch: int) 
     return {
         "source": corpus.source,
         "vocab_size": len(corpus.vocab),
+        "unit": corpus.vocab.kind,  # what "chars" and the per-token losses count: chars or words
         "chars": {"train": len(corpus.train), "val": len(corpus.val), "test": len(corpus.test)},
         "oov_rate": corpus.oov_rate,
         "batches_per_epoch": batches_per_epoch,
