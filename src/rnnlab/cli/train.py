@@ -14,7 +14,6 @@ from rnnlab import config as C
 from rnnlab.cli.common import add_config_flags, given, print_result
 from rnnlab.data import Corpus
 from rnnlab.data.batches import fit_batch_shape
-from rnnlab.device import resolve_device
 from rnnlab.diagnose.run import diagnose
 from rnnlab.errors import RnnlabError
 from rnnlab.generate import SamplingConfig, generate_text
@@ -22,6 +21,7 @@ from rnnlab.model import LanguageModel
 from rnnlab.presets import preset_names, resolve_preset
 from rnnlab.rundir import RunDir, command_line
 from rnnlab.train import Trainer, load_checkpoint, read_metrics
+from rnnlab.train.distributed import OneProcess, processes
 from rnnlab.train.loop import INTERRUPTED, check_trainable
 from rnnlab.train.tensorboard import require_tensorboard
 
@@ -139,8 +139,9 @@ def resolve_config(flat: dict, train_chars: int) -> C.TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    dist = processes()  # under torchrun: this process's rank; else one process, as ever
     if args.resume:
-        trainer = _resumed_trainer(args)
+        trainer = _resumed_trainer(args, dist)
     else:
         flat = user_values(args)
         cfg = C.TrainConfig.from_flat(flat)  # validates every value before any work
@@ -151,16 +152,29 @@ def run(args: argparse.Namespace) -> int:
         cfg = resolve_config(flat, len(corpus.train))
         cfg = _shrunk_to_fit(cfg, len(corpus.train))
         check_trainable(cfg, corpus)
-        device = resolve_device(cfg.run.device)
+        device = dist.setup(cfg)
         torch.manual_seed(cfg.run.seed)
         model = LanguageModel.from_config(cfg.model, len(corpus.vocab)).to(device)
-        # Only now that every input is valid: a refused run leaves nothing on disk.
-        run_dir = RunDir.create(cfg.run.out, cfg, corpus.fingerprint(), command_line(args.argv))
-        corpus.vocab.save(run_dir.vocab_path)
-        trainer = Trainer(cfg, corpus, model, run_dir, device, progress=not args.quiet)
+        dist.seed(cfg.run.seed)
+        # Only now that every input is valid: a refused run leaves nothing on disk. Rank 0 writes.
+        run_dir = dist.from_main(lambda: _create_run(cfg, corpus, _command(args, dist)))
+        trainer = Trainer(cfg, corpus, model, run_dir, device, progress=not args.quiet, dist=dist)
     with _stop_on_signals(trainer):
         summary = trainer.fit()
+    if not dist.is_main:
+        return 130 if summary["stop_reason"] == INTERRUPTED else 0
     return _finish(trainer, summary, args.json)
+
+
+def _create_run(cfg: C.TrainConfig, corpus: Corpus, command: str) -> RunDir:
+    run_dir = RunDir.create(cfg.run.out, cfg, corpus.fingerprint(), command)
+    corpus.vocab.save(run_dir.vocab_path)
+    return run_dir
+
+
+def _command(args: argparse.Namespace, dist: OneProcess) -> str:
+    torchrun = f"torchrun --nproc_per_node {dist.world_size} -m " if dist.world_size > 1 else ""
+    return torchrun + command_line(args.argv)
 
 
 def _shrunk_to_fit(cfg: C.TrainConfig, num_ids: int) -> C.TrainConfig:
@@ -174,7 +188,7 @@ def _shrunk_to_fit(cfg: C.TrainConfig, num_ids: int) -> C.TrainConfig:
     return replace(cfg, data=replace(d, batch_size=B, num_steps=T))
 
 
-def _resumed_trainer(args: argparse.Namespace) -> Trainer:
+def _resumed_trainer(args: argparse.Namespace, dist: OneProcess) -> Trainer:
     changed = sorted(set(given(args, ALL_FIELDS)) - set(RESUMABLE))
     if changed or args.corpus or args.config:
         what = ", ".join("--" + n.replace("_", "-") for n in changed) or "the corpus or --config"
@@ -192,9 +206,9 @@ def _resumed_trainer(args: argparse.Namespace) -> Trainer:
     if corpus.fingerprint() != run_dir.corpus_sha256():
         raise RnnlabError("the corpus changed since this run started; resume needs the same text")
     ckpt = load_checkpoint(run_dir.path)
-    device = resolve_device(cfg.run.device)
+    device = dist.setup(cfg)
     model = LanguageModel.from_config(cfg.model, len(corpus.vocab)).to(device)
-    trainer = Trainer(cfg, corpus, model, run_dir, device, progress=not args.quiet)
+    trainer = Trainer(cfg, corpus, model, run_dir, device, progress=not args.quiet, dist=dist)
     trainer.restore(ckpt)
     finished = trainer.state.stop_reason not in (None, INTERRUPTED)
     trainer.state.stop_reason = None
@@ -207,7 +221,8 @@ def _resumed_trainer(args: argparse.Namespace) -> Trainer:
             f"run {run_dir.path} already stopped ({reason}); "
             "give a larger --max-steps, --epochs, --max-time or --patience to train on"
         )
-    run_dir.record_resume(cfg, command_line(args.argv))
+    if dist.is_main:
+        run_dir.record_resume(cfg, _command(args, dist))
     return trainer
 
 

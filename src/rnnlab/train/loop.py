@@ -26,6 +26,7 @@ from rnnlab.model import LanguageModel
 from rnnlab.nn.state import detach_state, state_from_tensors, state_tensors
 from rnnlab.train.checkpoint import load_checkpoint, save_checkpoint, save_model
 from rnnlab.train.clipping import clip_grad_norm, clip_grad_value, total_grad_norm
+from rnnlab.train.distributed import OneProcess, QuietReporter
 from rnnlab.train.evaluate import evaluate_loss
 from rnnlab.train.guard import NonFiniteGuard
 from rnnlab.train.milestones import (
@@ -83,6 +84,7 @@ class Trainer:
         device: where batches go.
         log: prints one line when there is no progress bar (default: stderr).
         progress: show a tqdm bar.
+        dist: this process's share of a torchrun run (default: one process, the whole batch).
     """
 
     def __init__(
@@ -94,9 +96,12 @@ class Trainer:
         device: torch.device,
         log: Callable[[str], None] | None = None,
         progress: bool = True,
+        dist: OneProcess | None = None,
     ):
         check_trainable(cfg, corpus)
         self.cfg, self.corpus, self.model, self.run, self.device = cfg, corpus, model, run, device
+        self.dist = dist or OneProcess()
+        self.train_model = self.dist.wrap(model)  # DistributedDataParallel under torchrun
         self.optimizer = build_optimizer(model, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim)
         # --monitor-every 0 turns the monitor off: it then never samples a step.
@@ -123,8 +128,13 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "guard": self.guard.state_dict(),
             "monitor": self.monitor.state_dict(),
-            "rng": {"torch": torch.get_rng_state(), "data_epoch": self.epoch_rng_state, "cuda": cuda},
-            "hidden": state_tensors(self.hidden),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "data_epoch": self.epoch_rng_state,
+                "cuda": cuda,
+                **self.dist.rng_states(),
+            },
+            "hidden": state_tensors(self.dist.gather_rows(self.hidden)),
         }
 
     def restore(self, ckpt: dict, weights_only: bool = False) -> None:
@@ -142,7 +152,8 @@ class Trainer:
             self.epoch_rng_state = ckpt["rng"]["data_epoch"]
             for i, s in enumerate(ckpt["rng"]["cuda"][: torch.cuda.device_count()]):
                 torch.cuda.set_rng_state(s, i)
-            self.hidden = state_from_tensors([t.to(self.device) for t in ckpt["hidden"]])
+            self.dist.restore_rng(ckpt["rng"], self.cfg.run.seed, self.state.step)
+            self.hidden = self.dist.own_rows(state_from_tensors([t.to(self.device) for t in ckpt["hidden"]]))
             self.metrics_size = int(ckpt["metrics_bytes"])
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise RnnlabError(f"checkpoint in {self.run.path} does not fit this run ({e})") from e
@@ -150,6 +161,8 @@ class Trainer:
     def _save(self, save, *args) -> None:
         """Save unless the model is non-finite; a full disk or a permission error is reported and
         training goes on (the previous file is intact, see rnnlab.io.atomic_write)."""
+        if not self.dist.is_main:
+            return
         if not _all_finite(self.model):
             self.report.say("rnnlab: warning: the model has NaN/inf weights; not saved")
             self.report.write("save_skipped", step=self.state.step, reason="non-finite weights")
@@ -186,13 +199,17 @@ class Trainer:
         r = self.cfg.run
         total = r.max_steps or (r.epochs * self.batches_per_epoch() if r.epochs else None)
         resumed_at = self.state.step or None  # TensorBoard hides what an interrupted run wrote after it
-        sinks = [open_tensorboard(self.run.path, self.model, resumed_at)] if r.tensorboard else []
-        self.report = Reporter(
-            self.run.metrics_path, self.metrics_size, self.progress, total, self.state.step, self._log, sinks
-        )
+        main = self.dist.is_main  # under torchrun only rank 0 writes; a plain run is rank 0
+        sinks = [open_tensorboard(self.run.path, self.model, resumed_at)] if r.tensorboard and main else []
+        self.report = QuietReporter()
+        if main:
+            at = self.state.step
+            self.report = Reporter(
+                self.run.metrics_path, self.metrics_size, self.progress, total, at, self._log, sinks
+            )
         if self.metrics_size is None:  # a new run, not a resumed one
             self.report.write("start", **corpus_info(self.corpus, self.model, self.batches_per_epoch()))
-            if r.baseline:
+            if r.baseline and main:
                 self.state.baseline_val_loss = score_baseline(self.corpus, self.report)
             self._save_checkpoint()  # resumable from the very start: a kill -9 never strands a run
         try:
@@ -204,8 +221,9 @@ class Trainer:
                 self._validate()
             else:
                 self._save_checkpoint()
-            self.state.test_loss = score_test(self.model, self.corpus, self.run.model_path, self.report)
-            if self.cfg.run.adaptive_eval:
+            if main:  # the other processes hold the same model: their scores would be rank 0's
+                self.state.test_loss = score_test(self.model, self.corpus, self.run.model_path, self.report)
+            if r.adaptive_eval and main:
                 self.adaptive = score_adaptive(self.model, self.corpus, self.report)
         else:
             self._save_checkpoint()
@@ -237,13 +255,15 @@ class Trainer:
     def stop_condition(self) -> str | None:
         """Why training should stop now (a signal, a limit, early stopping), or None to go on."""
         r, s = self.cfg.run, self.state
-        if self.stop_request is not None:
-            return self.stop_request
+        # Under torchrun a signal may reach one process only, and clocks differ: decide together.
+        requested, train_time = self.dist.agree(self.stop_request is not None, s.train_time)
+        if requested:
+            return self.stop_request or INTERRUPTED
         if r.epochs is not None and s.epoch >= r.epochs:
             return "epochs"
         if r.max_steps is not None and s.step >= r.max_steps:
             return "max steps"
-        if r.max_time is not None and s.train_time >= r.max_time:
+        if r.max_time is not None and train_time >= r.max_time:
             return "time limit"
         if s.bad_evals >= r.patience:
             return "early stopping"
@@ -252,13 +272,15 @@ class Trainer:
     def _train_step(self, X: torch.Tensor, Y: torch.Tensor) -> None:
         s, o, reg = self.state, self.cfg.optim, self.cfg.reg
         start = time.perf_counter()
+        chars = Y.numel()  # the global batch's; under torchrun this process trains on its rows of it
+        X, Y = self.dist.rows(X), self.dist.rows(Y)
         X, Y = X.to(self.device, non_blocking=True), Y.to(self.device, non_blocking=True)
         self.monitor.begin_step(s.step + 1)
         # Random windows are unrelated: start from zeros. Consecutive ones continue the previous
         # window, so carry its state, detached so backpropagation stops at the window's start.
         hidden = None if self.cfg.data.sampling == "random" else detach_state(self.hidden)
         with autocast(self.device, self.cfg.run.precision):
-            out = self.model(X, hidden)
+            out = self.train_model(X, hidden)
         loss = cross_entropy(out.logits, Y)
         terms = regularization_terms(
             self.model, out.hidden, l1=reg.l1, l2=reg.l2, elastic_net=reg.elastic_net, ar=reg.ar, tar=reg.tar
@@ -266,8 +288,10 @@ class Trainer:
         total = loss + sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)
         self.monitor.before_backward(total)
-        total.backward()
+        total.backward()  # under torchrun, DDP averages the gradients over the processes here
         self.monitor.after_backward()
+        # The guard, the clip and the log see the global batch's values, the same in every process.
+        loss, total, terms = self.dist.average(loss, total, terms)
         params = self.model.parameters
         if o.clip_value is not None:
             clip_grad_value(params(), o.clip_value)
@@ -283,7 +307,7 @@ class Trainer:
             self.report.write("grad", **record)
         self.hidden = out.state
         value = loss.item()
-        s.step, s.batch, s.chars_seen = s.step + 1, s.batch + 1, s.chars_seen + Y.numel()
+        s.step, s.batch, s.chars_seen = s.step + 1, s.batch + 1, s.chars_seen + chars
         if math.isfinite(value):
             s.run_loss_sum, s.run_count = s.run_loss_sum + value, s.run_count + 1
             for name, term in terms.items():
@@ -311,7 +335,8 @@ class Trainer:
 
     def _validate(self) -> None:
         s = self.state
-        val_loss, _ = evaluate_loss(self.model, self.corpus.val)
+        # Rank 0's score for all: best model, LR on plateau and early stopping decide alike everywhere.
+        val_loss = self.dist.from_main(lambda: evaluate_loss(self.model, self.corpus.val)[0])
         train_loss = s.run_loss_sum / s.run_count if s.run_count else math.nan
         lr = self.optimizer.param_groups[0]["lr"]
         common = {"step": s.step, "epoch": s.epoch, "chars_seen": s.chars_seen}
@@ -340,7 +365,8 @@ class Trainer:
             f"step {s.step:>6}  epoch {s.epoch}  train loss {train_loss:.3f}  val loss {val_loss:.3f} "
             f"(ppl {math.exp(min(val_loss, 50)):.2f}{base}){'  *' if improved else ''}  lr {lr:.2g}"
         )
-        length = self.cfg.run.sample_length if math.isfinite(val_loss) else 0  # a NaN model samples garbage
+        # A NaN model samples garbage; under torchrun rank 0 samples for all.
+        length = self.cfg.run.sample_length if math.isfinite(val_loss) and self.dist.is_main else 0
         for prefix, text in sample_texts(
             self.model, self.corpus.vocab, self.cfg.run.prefix, length, self.cfg.run.seed
         ):
