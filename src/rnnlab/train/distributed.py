@@ -147,7 +147,7 @@ class Torchrun(OneProcess):
 
         # Every parameter gets a gradient in every step, so DDP needs no search for unused ones.
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+        return DistributedDataParallel(model, device_ids=ids)
 
     def rows(self, batch: torch.Tensor) -> torch.Tensor:
         return batch[row_slice(batch.shape[0], self.rank, self.world_size)]
