@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         RunDir.check_new(cfg.run.out)
         corpus = Corpus.from_config(cfg.data)
         cfg = resolve_config(flat, len(corpus.train))
-        cfg = _shrunk_to_fit(cfg, len(corpus.train))
+        cfg = _shrunk_to_fit(cfg, len(corpus.train), say=dist.is_main)
         check_trainable(cfg, corpus)
         device = dist.setup(cfg)
         torch.manual_seed(cfg.run.seed)
@@ -177,14 +177,15 @@ def _command(args: argparse.Namespace, dist: OneProcess) -> str:
     return torchrun + command_line(args.argv)
 
 
-def _shrunk_to_fit(cfg: C.TrainConfig, num_ids: int) -> C.TrainConfig:
+def _shrunk_to_fit(cfg: C.TrainConfig, num_ids: int, say: bool = True) -> C.TrainConfig:
     d = cfg.data
     if not d.shrink_to_fit:
         return cfg
     B, T = fit_batch_shape(num_ids, d.batch_size, d.num_steps, d.sampling)
     if (d.batch_size, d.num_steps) == (B, T):
         return cfg
-    print(f"rnnlab: corpus is short: using --batch-size {B} --num-steps {T}", file=sys.stderr)
+    if say:  # under torchrun, rank 0 speaks for all
+        print(f"rnnlab: corpus is short: using --batch-size {B} --num-steps {T}", file=sys.stderr)
     return replace(cfg, data=replace(d, batch_size=B, num_steps=T))
 
 
