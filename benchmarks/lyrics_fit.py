@@ -113,6 +113,11 @@ def main() -> None:
     print(render(result))
 
 
+def _verdict(summary: dict) -> str:
+    fit = summary["diagnose"]["fit"]
+    return fit["verdict"] + (f" since step {fit['since_step']}" if fit["since_step"] is not None else "")
+
+
 def render(r: dict) -> str:
     b, ours, notes = r["baseline"], r["recipe"], r["notes"]
     ad = ours["adaptive"] or {"val": {}, "test": {}}
@@ -159,14 +164,8 @@ def render(r: dict) -> str:
         "",
         "| diagnose | verdict |",
         "|---|---|",
-        f"| recipe | {ours['diagnose']['fit']['verdict']} |",
-        f"| notes' recipe | {notes['diagnose']['fit']['verdict']}"
-        + (
-            f" since step {notes['diagnose']['fit']['since_step']}"
-            if notes["diagnose"]["fit"]["since_step"]
-            else ""
-        )
-        + " |",
+        f"| recipe | {_verdict(ours)} |",
+        f"| notes' recipe | {_verdict(notes)} |",
         "",
         "The recipe (`--preset small-corpus`): "
         + ", ".join(f"`{k}={v}`" for k, v in sorted(_preset(ours).items())),

@@ -214,7 +214,7 @@ def test_auto_preset_by_corpus_size_and_flags_win(tmp_path, capsys):
     )
     saved = json.loads((tmp_path / "a" / "config.json").read_text())["config"]
     assert saved["run"]["preset"] == "small-corpus"  # auto: a few kB of text
-    assert saved["model"]["weight_drop"] == 0.5 and saved["optim"]["optimizer"] == "adamw"  # from the preset
+    assert saved["model"]["weight_drop"] == 0.6 and saved["optim"]["optimizer"] == "adamw"  # from the preset
     assert saved["model"]["dropout"] == 0.1 and saved["run"]["adaptive_eval"] is False  # flags win
     assert main([*flags, "--out", str(tmp_path / "b"), "--preset", "default", "--quiet"]) == 0
     saved = json.loads((tmp_path / "b" / "config.json").read_text())["config"]
