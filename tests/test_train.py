@@ -1,6 +1,7 @@
 """The training loop: repeatable runs, exact resume, early stopping, a model that learns."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -276,3 +277,14 @@ def test_lr_factor_one_keeps_the_learning_rate_constant(tmp_path, corpus_file, c
     assert main(flags) == 0
     lrs = {r["lr"] for r in read_metrics(tmp_path / "c" / "metrics.jsonl") if r["event"] == "train"}
     assert lrs == {5.0}
+
+
+@pytest.mark.parametrize("impl", ["torch", "scratch"])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_bf16_trains_on_any_cpu(tmp_path, corpus_file, capsys, impl, cell):
+    """Without AVX-512 bf16, oneDNN has no bf16 LSTM/GRU primitive: torch.nn must still run (oneDNN
+    off inside the autocast) rather than crash with a RuntimeError."""
+    flags = tiny_flags(corpus_file, tmp_path / "r", "--precision", "bf16", "--impl", impl, "--cell", cell)
+    assert main(flags) == 0
+    losses = [r["loss"] for r in read_metrics(tmp_path / "r" / "metrics.jsonl") if r["event"] == "val"]
+    assert losses and all(math.isfinite(x) for x in losses)

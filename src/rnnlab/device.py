@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import warnings
 
 import torch
 
@@ -24,8 +26,36 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def autocast(device: torch.device, precision: str):
-    """bf16 autocast for the forward pass (``precision="bf16"``), or nothing for fp32."""
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast for the forward pass (``precision="bf16"``), or nothing for fp32.
+
+    On a CPU whose oneDNN has no bf16 LSTM/GRU primitive (no AVX-512 bf16), torch.nn's recurrent
+    layers fail under autocast; oneDNN is then turned off inside the context, and torch's own kernels
+    run them instead (slower, but they run).
+    """
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    if device.type == "cpu" and not _onednn_bf16_rnn_works():
+        stack.enter_context(_onednn_off())
+    stack.enter_context(torch.autocast(device_type=device.type, dtype=torch.bfloat16))
+    return stack
+
+
+@contextlib.contextmanager
+def _onednn_off():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # toggling oneDNN warns about TF32
+        with torch.backends.mkldnn.flags(enabled=False):
+            yield
+
+
+@functools.cache
+def _onednn_bf16_rnn_works() -> bool:
+    """Whether a tiny torch.nn.LSTM runs under CPU bf16 autocast with oneDNN on (tried once)."""
+    try:
+        with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+            torch.nn.LSTM(4, 4)(torch.zeros(2, 1, 4))
+    except RuntimeError:
+        return False
+    return True
