@@ -33,7 +33,7 @@ class Diagnosis:
     def render_text(self) -> str:
         text = "fit: " + render_fit(self.fit)
         if self.gradients is not None:
-            text += "\ngradients: " + self.gradients.render_text()
+            text += "\n" + self.gradients.render_text()
         d = self.divergence
         if any(d.values()):
             text += (
