@@ -80,6 +80,9 @@ class OneProcess:
         """The module the training step calls (DistributedDataParallel under torchrun)."""
         return model
 
+    def leave(self) -> None:
+        """After training: every process waits for the others, then leaves the process group."""
+
     def rows(self, batch: torch.Tensor) -> torch.Tensor:
         """This process's rows of a global ``(B, ...)`` batch."""
         return batch
@@ -151,6 +154,14 @@ class Torchrun(OneProcess):
 
     def rows(self, batch: torch.Tensor) -> torch.Tensor:
         return batch[row_slice(batch.shape[0], self.rank, self.world_size)]
+
+    def leave(self) -> None:
+        # Explicitly and together, not at interpreter exit: a process that tore gloo down at exit
+        # while its DDP reducer still held the group was seen to abort ("terminate called without an
+        # active exception"), and torchrun then failed the whole run.
+        if dist.is_initialized():
+            dist.barrier()
+            _leave()
 
     def average(self, loss: torch.Tensor, total: torch.Tensor, terms: dict) -> tuple:
         # Equal slices: the mean of the processes' means is the mean over the global batch. A sum
