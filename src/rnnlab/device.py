@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import warnings
+from collections.abc import Iterator
 
 import torch
 
@@ -26,7 +27,8 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+@contextlib.contextmanager
+def autocast(device: torch.device, precision: str) -> Iterator[None]:
     """bf16 autocast for the forward pass (``precision="bf16"``), or nothing for fp32.
 
     On a CPU whose oneDNN has no bf16 LSTM/GRU primitive (no AVX-512 bf16), torch.nn's recurrent
@@ -34,12 +36,12 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     run them instead (slower, but they run).
     """
     if precision != "bf16":
-        return contextlib.nullcontext()
-    stack = contextlib.ExitStack()
-    if device.type == "cpu" and not _onednn_bf16_rnn_works():
-        stack.enter_context(_onednn_off())
-    stack.enter_context(torch.autocast(device_type=device.type, dtype=torch.bfloat16))
-    return stack
+        yield
+        return
+    slow_path = device.type == "cpu" and not _onednn_bf16_rnn_works()
+    onednn = _onednn_off() if slow_path else contextlib.nullcontext()
+    with onednn, torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+        yield
 
 
 @contextlib.contextmanager
