@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import signal
 import sys
 from dataclasses import replace
@@ -162,8 +161,6 @@ def run(args: argparse.Namespace) -> int:
         trainer = Trainer(cfg, corpus, model, run_dir, device, progress=not args.quiet, dist=dist)
     with _stop_on_signals(trainer):
         summary = trainer.fit()
-    trainer.train_model = trainer.model  # drop the DDP wrapper before its process group goes
-    gc.collect()
     dist.leave()
     if not dist.is_main:
         return 130 if summary["stop_reason"] == INTERRUPTED else 0

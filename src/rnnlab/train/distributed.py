@@ -22,6 +22,7 @@ is the run it always was, bit for bit. :class:`Torchrun` is the same interface o
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 from collections.abc import Callable
 from typing import TypeVar
@@ -160,6 +161,7 @@ class Torchrun(OneProcess):
         # while its DDP reducer still held the group was seen to abort ("terminate called without an
         # active exception"), and torchrun then failed the whole run.
         if dist.is_initialized():
+            gc.collect()  # a dropped DistributedDataParallel's reducer goes now, while the group lives
             dist.barrier()
             _leave()
 

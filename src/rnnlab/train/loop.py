@@ -216,6 +216,7 @@ class Trainer:
             self._train_epochs()
         finally:
             self.report.close_bar()
+            self.train_model = self.model  # done with the DDP wrapper: let it go before its group does
         if self.state.stop_reason != INTERRUPTED:
             if self.state.last_eval_step != self.state.step:
                 self._validate()
