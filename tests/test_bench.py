@@ -16,7 +16,7 @@ import rnnlab.bench.flops as flops
 import rnnlab.bench.generation as generation
 import rnnlab.bench.notes as notes
 import rnnlab.bench.training as training
-import rnnlab.generate_step as generate_step
+import rnnlab.generate.lean as generate_step
 from rnnlab.bench import BenchConfig, markdown, run_bench, write_report
 from rnnlab.bench.measure import interleave, summarize
 from rnnlab.cli import main

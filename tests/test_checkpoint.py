@@ -7,17 +7,10 @@ import pytest
 import torch
 
 from rnnlab.errors import RnnlabError
-from rnnlab.io import atomic_write_text
+from rnnlab.io import atomic_write_text, load_tensors
 from rnnlab.model import LanguageModel
-from rnnlab.train.checkpoint import (
-    flatten_state,
-    load_checkpoint,
-    load_model_weights,
-    load_tensors,
-    save_checkpoint,
-    save_model,
-    unflatten_state,
-)
+from rnnlab.rundir import load_model_weights, save_model
+from rnnlab.train.checkpoint import flatten_state, load_checkpoint, save_checkpoint, unflatten_state
 
 
 def _optimizer_state():
@@ -57,7 +50,7 @@ def test_crash_mid_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
             f.write(b"\x08\x00\x00\x00partial")  # a process killed halfway through its write
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("rnnlab.train.checkpoint.save_file", torn_write)
+    monkeypatch.setattr("rnnlab.io.save_file", torn_write)
     with pytest.raises(RnnlabError, match="previous file is kept"):
         save_checkpoint(tmp_path, 2, {"w": torch.zeros(3)})
     assert torch.equal(load_checkpoint(tmp_path)["w"], torch.ones(3))

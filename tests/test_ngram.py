@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rnnlab.data import Corpus
-from rnnlab.diagnose.ngram import KneserNeyLM, NGramCounts, discounts, select_order
+from rnnlab.nn.ngram import KneserNeyLM, NGramCounts, discounts, select_order
 
 LYRICS = Path("/work/shared/data/jaychou_lyrics.txt")
 

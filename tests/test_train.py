@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rnnlab.cli import main
-from rnnlab.train import Trainer, read_metrics
+from rnnlab.train import Trainer, load_checkpoint, read_metrics
 from rnnlab.train.loop import INTERRUPTED
 
 TIMING = {"chars_per_s", "train_time", "seconds"}
@@ -164,9 +164,9 @@ def test_tiny_model_overfits_one_sentence(tmp_path, capsys):
 
 
 def test_disk_full_while_saving_keeps_training(tmp_path, corpus_file, monkeypatch, capsys):
-    import rnnlab.train.checkpoint as ckpt
+    import rnnlab.io
 
-    real_save_file, calls = ckpt.save_file, {"n": 0}
+    real_save_file, calls = rnnlab.io.save_file, {"n": 0}
 
     def full_disk_after_two(tensors, path, metadata=None):
         calls["n"] += 1
@@ -174,13 +174,13 @@ def test_disk_full_while_saving_keeps_training(tmp_path, corpus_file, monkeypatc
             raise OSError(28, "No space left on device")
         real_save_file(tensors, path, metadata=metadata)
 
-    monkeypatch.setattr(ckpt, "save_file", full_disk_after_two)
+    monkeypatch.setattr(rnnlab.io, "save_file", full_disk_after_two)
     assert main(tiny_flags(corpus_file, tmp_path / "full")) == 0
     assert "No space left on device" in capsys.readouterr().err
     events = [r["event"] for r in read_metrics(tmp_path / "full" / "metrics.jsonl")]
     assert "save_failed" in events and events[-1] == "end"
-    monkeypatch.setattr(ckpt, "save_file", real_save_file)
-    ckpt.load_checkpoint(tmp_path / "full")  # the last good checkpoint is intact
+    monkeypatch.setattr(rnnlab.io, "save_file", real_save_file)
+    load_checkpoint(tmp_path / "full")  # the last good checkpoint is intact
 
 
 AWD = [

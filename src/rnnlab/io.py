@@ -1,4 +1,8 @@
-"""Safe file writes and validated reads: a crash mid-write never leaves a broken file behind."""
+"""Safe file writes and validated reads: a crash mid-write never leaves a broken file behind.
+
+JSON for everything a person may read, safetensors for tensors: nothing is ever pickled, so reading a
+file never runs code.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,10 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
 from rnnlab.errors import RnnlabError
 
@@ -85,3 +93,46 @@ def read_json(path: str | Path) -> object:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise RnnlabError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}); was it truncated?") from e
+
+
+def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # safetensors refuses tensors that share memory (tied weights): give repeats their own copy.
+    seen, out = set(), {}
+    for key, t in tensors.items():
+        t = t.detach().cpu().contiguous()
+        ptr = (t.untyped_storage().data_ptr(), t.storage_offset()) if t.numel() else None
+        out[key] = t.clone() if ptr in seen else t
+        if ptr is not None:
+            seen.add(ptr)
+    return out
+
+
+def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Atomically write a safetensors file."""
+    tensors = _unshared(tensors)
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file onto the CPU; anything else (a pickle, a torn file) is refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise RnnlabError(f"{path} does not exist")
+    with open(path, "rb") as f:
+        head = f.read(9)
+    # safetensors: an 8-byte header length, then the JSON header. torch.save writes a zip ("PK"),
+    # older pickles start with the protocol byte 0x80.
+    if head[8:9] != b"{":
+        kind = "a pickle" if head[:1] == b"\x80" or head[:2] == b"PK" else "not a safetensors file"
+        raise RnnlabError(f"{path} is {kind}, not safetensors; rnnlab never unpickles files")
+    try:
+        return load_file(path, device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise RnnlabError(f"{path} is not a readable safetensors file ({e}); was it truncated?") from e
+
+
+def tensor_metadata(path: str | Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return f.metadata() or {}

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
 from pathlib import Path
@@ -22,11 +23,12 @@ import torch
 from rnnlab.config import TrainConfig
 from rnnlab.data.vocab import Vocab
 from rnnlab.errors import RnnlabError
-from rnnlab.io import atomic_write_json, read_json
+from rnnlab.io import atomic_write_json, load_tensors, read_json, save_tensors, tensor_metadata
 from rnnlab.model import LanguageModel
-from rnnlab.train.checkpoint import load_model_weights
 
 RUNS_ROOT = Path("runs")
+MODEL_FORMAT = "rnnlab-model"
+MODEL_VERSION = 1
 
 
 def default_run_path(cfg: TrainConfig) -> Path:
@@ -125,3 +127,40 @@ class RunDir:
         model = LanguageModel.from_config(cfg.model, len(self.load_vocab()))
         info = load_model_weights(self.model_path, model)
         return model.to(device).eval(), info
+
+
+# --- model weights ------------------------------------------------------------------------------------
+
+
+def save_model(path: str | Path, model: torch.nn.Module, info: dict) -> None:
+    """Write the model's weights, with ``info`` (step, val loss, ...) as JSON in the metadata."""
+    meta = {"format": MODEL_FORMAT, "version": str(MODEL_VERSION), "info": json.dumps(info)}
+    save_tensors(path, model.state_dict(), meta)
+
+
+def load_model_weights(path: str | Path, model: torch.nn.Module) -> dict:
+    """Load weights into ``model``, checking names and shapes; returns the stored info."""
+    tensors = load_tensors(path)
+    meta = tensor_metadata(path)
+    if meta.get("format") != MODEL_FORMAT:
+        raise RnnlabError(f"{path} is not an rnnlab model file")
+    load_state_dict_checked(model, tensors, path)
+    return json.loads(meta.get("info", "{}"))
+
+
+def load_state_dict_checked(module: torch.nn.Module, tensors: dict[str, torch.Tensor], path) -> None:
+    """``load_state_dict`` that reports any missing, extra or mis-shaped tensor in one clear line."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    wrong = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
+    if missing or extra or wrong:
+        detail = "; ".join(
+            f"{what}: {', '.join(keys[:4])}"
+            for what, keys in (("missing", missing), ("unexpected", extra), ("wrong shape", wrong))
+            if keys
+        )
+        raise RnnlabError(f"{path} does not fit this model's config ({detail})")
+    with torch.no_grad():
+        for key, value in expected.items():
+            value.copy_(tensors[key])

@@ -4,7 +4,7 @@ The model has the notes' size: V of their first 10,000 characters (+ ``<unk>``),
 256, rnnlab's default embedding encoder, random weights (speed does not depend on them). Timed is
 :func:`rnnlab.generate.generate_text` end to end, text out: the prefix "分开" primes the state, then
 every step yields one character per sample. ``fast`` is its default step
-(:class:`rnnlab.generate_step.LeanStep`, numpy), ``reference`` calls ``model.forward`` every step.
+(:class:`rnnlab.generate.lean.LeanStep`, numpy), ``reference`` calls ``model.forward`` every step.
 chars/s counts the characters of all samples.
 """
 

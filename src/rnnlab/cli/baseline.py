@@ -8,7 +8,7 @@ import time
 from rnnlab.cli.common import float_list, given, print_result
 from rnnlab.config import TOKENS, DataConfig
 from rnnlab.data import Corpus
-from rnnlab.diagnose.ngram import select_order
+from rnnlab.nn.ngram import select_order
 
 DATA_FLAGS = ("split", "min_freq", "tokens", "encoding", "errors", "builtin")
 

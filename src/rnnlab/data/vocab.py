@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -74,6 +75,11 @@ class Vocab:
 
     kind = "char"  # the tokeniser (--tokens); rnnlab.data.words.WordVocab is the "word" one
     unit = "character"
+    KINDS: ClassVar[dict[str, type[Vocab]]] = {}  # kind -> class; each subclass registers itself
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        Vocab.KINDS.setdefault(cls.kind, cls)
 
     def __init__(
         self, tokens: Sequence[str], specials: Sequence[str] = (UNK,), counts: Sequence[int] | None = None
@@ -227,12 +233,8 @@ class Vocab:
         kind = data.get("tokenizer", "char")  # files from before word tokens have none
         if kind not in TOKENS:
             raise RnnlabError(f"vocab.json has tokenizer {kind!r}; this rnnlab knows {', '.join(TOKENS)}")
-        vocab_cls = Vocab
-        if kind == "word":
-            from rnnlab.data.words import WordVocab  # it builds on this module
-
-            vocab_cls = WordVocab
-        return vocab_cls(data["tokens"], data["specials"], data.get("counts"))
+        # rnnlab.data imports every tokeniser's module, so each kind has registered its class by now.
+        return Vocab.KINDS[kind](data["tokens"], data["specials"], data.get("counts"))
 
     def save(self, path: str | Path) -> None:
         atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False))
@@ -240,3 +242,6 @@ class Vocab:
     @classmethod
     def load(cls, path: str | Path) -> Vocab:
         return cls.from_dict(read_json(path))
+
+
+Vocab.KINDS[Vocab.kind] = Vocab

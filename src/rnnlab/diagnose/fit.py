@@ -147,7 +147,7 @@ def fit_verdict(records: list[dict], baseline: float | None = None) -> FitVerdic
             "train" and "val" events (``step``, ``loss``) and the "start" event (``oov_rate``,
             ``vocab_size``).
         baseline: the validation loss (nats) of the best n-gram model on the same split
-            (:func:`rnnlab.diagnose.ngram.select_order`), or None.
+            (:func:`rnnlab.nn.ngram.select_order`), or None.
 
     Raises:
         RnnlabError: no validation record with a finite loss.

@@ -1,5 +1,8 @@
-"""From-scratch recurrent building blocks with torch.nn's interface: cells, stacked layers, dropout."""
+"""Building blocks with torch.nn's interface: recurrent cells and layers written from the gate equations,
+dropout, batch norm, the RNN regularisers, the recurrent state protocol, and the Kneser-Ney n-gram model
+a network may build on."""
 
+from rnnlab.nn.batchnorm import BatchNorm
 from rnnlab.nn.cells import (
     GRUCell,
     LSTMCell,
@@ -11,21 +14,47 @@ from rnnlab.nn.cells import (
 )
 from rnnlab.nn.dropout import Dropout, dropout
 from rnnlab.nn.layers import GRU, LSTM, RNN, RNNBase
-from rnnlab.nn.state import State
+from rnnlab.nn.ngram import KneserNeyLM, NGramCounts, OrderScore, OrderSelection, select_order
+from rnnlab.nn.regularizers import LockedDropout, WeightDrop, ar_tar_penalty, embedding_dropout
+from rnnlab.nn.state import (
+    State,
+    detach_state,
+    repeat_rows,
+    select_rows,
+    state_from_tensors,
+    state_tensors,
+    zero_state,
+)
 
 __all__ = [
     "GRU",
     "LSTM",
     "RNN",
+    "BatchNorm",
     "Dropout",
     "GRUCell",
+    "KneserNeyLM",
     "LSTMCell",
+    "LockedDropout",
+    "NGramCounts",
+    "OrderScore",
+    "OrderSelection",
     "RNNBase",
     "RNNCell",
     "State",
+    "WeightDrop",
+    "ar_tar_penalty",
+    "detach_state",
     "dropout",
+    "embedding_dropout",
     "gru_step",
     "lstm_step",
+    "repeat_rows",
     "rnn_relu_step",
     "rnn_tanh_step",
+    "select_order",
+    "select_rows",
+    "state_from_tensors",
+    "state_tensors",
+    "zero_state",
 ]

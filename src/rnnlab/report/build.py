@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
-from rnnlab.diagnose.run import Diagnosis, diagnose
+from rnnlab.diagnose.run import diagnose
 from rnnlab.errors import RnnlabError
 from rnnlab.generate import SamplingConfig, generate_text
 from rnnlab.io import atomic_write_text, read_json
+from rnnlab.report.html import RunReport, render_html
 from rnnlab.rundir import RunDir
 from rnnlab.train.metrics import read_metrics
 
@@ -21,29 +21,6 @@ TEMPERATURES = (  # label, how to choose each character: from safest to wildest
     ("temperature 0.8", SamplingConfig(temperature=0.8)),
     ("temperature 1.0", SamplingConfig(temperature=1.0)),
 )
-
-
-@dataclass(frozen=True)
-class RunReport:
-    """Everything the page shows, with the pictures as PNG bytes.
-
-    Attributes:
-        name: the run directory's name.
-        command: the command line that made the run (and any resumes).
-        config: the resolved config, nested by component (config.json's ``config``).
-        numbers: (label, value) rows: steps, best validation score, test score, baseline, ...
-        diagnosis: the fit and gradient verdicts (``diagnosis.gradients`` None: no monitor readings).
-        pictures: ``learning_curves`` and, when the monitor logged dL/dh_t, ``dldh_heatmap``.
-        samples: (label, text) from the best model, one per entry of :data:`TEMPERATURES`.
-    """
-
-    name: str
-    command: tuple[str, ...]
-    config: dict
-    numbers: tuple[tuple[str, str], ...]
-    diagnosis: Diagnosis
-    pictures: dict[str, bytes]
-    samples: tuple[tuple[str, str], ...]
 
 
 def check_out(path: str | Path) -> Path:
@@ -138,8 +115,6 @@ def write_report(
     run_path: str | Path, out: str | Path | None = None, length: int = 200, seed: int = 0
 ) -> Path:
     """Write the run's self-contained HTML report; returns its path (default ``RUN_DIR/report.html``)."""
-    from rnnlab.report.html import render_html
-
     RunDir.open(run_path)  # a missing run directory is named as such, not as a missing --out directory
     out = check_out(out if out is not None else Path(run_path) / REPORT_NAME)
     report = build_report(run_path, length, seed)

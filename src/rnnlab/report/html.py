@@ -4,12 +4,37 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from html import escape
 
 from rnnlab import __version__
 from rnnlab.diagnose.fit import Remedy
 from rnnlab.diagnose.fit import render_text as render_fit
-from rnnlab.report.build import RunReport
+from rnnlab.diagnose.run import Diagnosis
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """Everything the page shows, with the pictures as PNG bytes.
+
+    Attributes:
+        name: the run directory's name.
+        command: the command line that made the run (and any resumes).
+        config: the resolved config, nested by component (config.json's ``config``).
+        numbers: (label, value) rows: steps, best validation score, test score, baseline, ...
+        diagnosis: the fit and gradient verdicts (``diagnosis.gradients`` None: no monitor readings).
+        pictures: ``learning_curves`` and, when the monitor logged dL/dh_t, ``dldh_heatmap``.
+        samples: (label, text) from the best model, one per entry of :data:`TEMPERATURES`.
+    """
+
+    name: str
+    command: tuple[str, ...]
+    config: dict
+    numbers: tuple[tuple[str, str], ...]
+    diagnosis: Diagnosis
+    pictures: dict[str, bytes]
+    samples: tuple[tuple[str, str], ...]
+
 
 # Local fonts only: a @font-face or stylesheet link would be a network fetch.
 CSS = """

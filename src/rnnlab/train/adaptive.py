@@ -166,7 +166,7 @@ def tune_adaptive(
 
     ``splits`` holds ``train`` (for the n-gram), ``val`` and ``test`` id arrays.
     """
-    from rnnlab.diagnose.ngram import KneserNeyLM, select_order
+    from rnnlab.nn.ngram import KneserNeyLM, select_order
 
     order = select_order(splits["train"], splits["val"], vocab_size).order
     ngram = KneserNeyLM.fit(splits["train"], vocab_size, order)

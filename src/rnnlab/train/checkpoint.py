@@ -17,14 +17,11 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from rnnlab.errors import RnnlabError
-from rnnlab.io import atomic_write, atomic_write_json, read_json
+from rnnlab.io import atomic_write_json, load_tensors, read_json, save_tensors
 
 CHECKPOINT_FORMAT = "rnnlab-checkpoint"
-MODEL_FORMAT = "rnnlab-model"
 FORMAT_VERSION = 1
 
 
@@ -69,89 +66,6 @@ def unflatten_state(obj, tensors: dict[str, torch.Tensor]):
     if isinstance(obj, list):
         return [unflatten_state(v, tensors) for v in obj]
     return obj
-
-
-# --- safetensors files ------------------------------------------------------------------------------
-
-
-def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    # safetensors refuses tensors that share memory (tied weights): give repeats their own copy.
-    seen, out = set(), {}
-    for key, t in tensors.items():
-        t = t.detach().cpu().contiguous()
-        ptr = (t.untyped_storage().data_ptr(), t.storage_offset()) if t.numel() else None
-        out[key] = t.clone() if ptr in seen else t
-        if ptr is not None:
-            seen.add(ptr)
-    return out
-
-
-def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """Atomically write a safetensors file."""
-    tensors = _unshared(tensors)
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
-
-
-def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a safetensors file onto the CPU; anything else (a pickle, a torn file) is refused."""
-    path = Path(path)
-    if not path.is_file():
-        raise RnnlabError(f"{path} does not exist")
-    with open(path, "rb") as f:
-        head = f.read(9)
-    # safetensors: an 8-byte header length, then the JSON header. torch.save writes a zip ("PK"),
-    # older pickles start with the protocol byte 0x80.
-    if head[8:9] != b"{":
-        kind = "a pickle" if head[:1] == b"\x80" or head[:2] == b"PK" else "not a safetensors file"
-        raise RnnlabError(f"{path} is {kind}, not safetensors; rnnlab never unpickles files")
-    try:
-        return load_file(path, device="cpu")
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise RnnlabError(f"{path} is not a readable safetensors file ({e}); was it truncated?") from e
-
-
-def tensor_metadata(path: str | Path) -> dict[str, str]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        return f.metadata() or {}
-
-
-# --- model weights ------------------------------------------------------------------------------------
-
-
-def save_model(path: str | Path, model: torch.nn.Module, info: dict) -> None:
-    """Write the model's weights, with ``info`` (step, val loss, ...) as JSON in the metadata."""
-    meta = {"format": MODEL_FORMAT, "version": str(FORMAT_VERSION), "info": json.dumps(info)}
-    save_tensors(path, model.state_dict(), meta)
-
-
-def load_model_weights(path: str | Path, model: torch.nn.Module) -> dict:
-    """Load weights into ``model``, checking names and shapes; returns the stored info."""
-    tensors = load_tensors(path)
-    meta = tensor_metadata(path)
-    if meta.get("format") != MODEL_FORMAT:
-        raise RnnlabError(f"{path} is not an rnnlab model file")
-    load_state_dict_checked(model, tensors, path)
-    return json.loads(meta.get("info", "{}"))
-
-
-def load_state_dict_checked(module: torch.nn.Module, tensors: dict[str, torch.Tensor], path) -> None:
-    """``load_state_dict`` that reports any missing, extra or mis-shaped tensor in one clear line."""
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    extra = sorted(set(tensors) - set(expected))
-    wrong = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
-    if missing or extra or wrong:
-        detail = "; ".join(
-            f"{what}: {', '.join(keys[:4])}"
-            for what, keys in (("missing", missing), ("unexpected", extra), ("wrong shape", wrong))
-            if keys
-        )
-        raise RnnlabError(f"{path} does not fit this model's config ({detail})")
-    with torch.no_grad():
-        for key, value in expected.items():
-            value.copy_(tensors[key])
 
 
 # --- last-state checkpoint ----------------------------------------------------------------------------

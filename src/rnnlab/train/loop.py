@@ -7,7 +7,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -24,7 +23,8 @@ from rnnlab.errors import RnnlabError
 from rnnlab.losses import cross_entropy, loss_readings, regularization_terms
 from rnnlab.model import LanguageModel
 from rnnlab.nn.state import detach_state, state_from_tensors, state_tensors
-from rnnlab.train.checkpoint import load_checkpoint, save_checkpoint, save_model
+from rnnlab.rundir import RunDir, save_model
+from rnnlab.train.checkpoint import load_checkpoint, save_checkpoint
 from rnnlab.train.clipping import clip_grad_norm, clip_grad_value, total_grad_norm
 from rnnlab.train.distributed import OneProcess, QuietReporter
 from rnnlab.train.evaluate import evaluate_loss
@@ -41,9 +41,6 @@ from rnnlab.train.monitor import GradientMonitor
 from rnnlab.train.optim import build_optimizer, build_scheduler
 from rnnlab.train.reporting import Reporter, run_summary
 from rnnlab.train.tensorboard import open_tensorboard
-
-if TYPE_CHECKING:
-    from rnnlab.rundir import RunDir
 
 INTERRUPTED = "interrupted"
 

@@ -11,11 +11,11 @@ import torch
 
 from rnnlab.config import TrainConfig
 from rnnlab.data import Corpus, Vocab, consecutive_batches, random_batches
-from rnnlab.diagnose.ngram import select_order
 from rnnlab.errors import RnnlabError
 from rnnlab.generate import SamplingConfig, generate_text
 from rnnlab.losses import loss_readings
-from rnnlab.train.checkpoint import load_model_weights
+from rnnlab.nn.ngram import select_order
+from rnnlab.rundir import load_model_weights
 from rnnlab.train.evaluate import evaluate_loss
 from rnnlab.train.reporting import Reporter
 
