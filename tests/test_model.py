@@ -22,7 +22,7 @@ def test_forward_shapes_and_state_protocol(cell, impl):
     ids = torch.randint(V, (3, 5))
     out = model(ids)
     assert isinstance(out, LMOutput)
-    assert out.logits.shape == (3, 5, V) and out.hidden.shape == (3, 5, 8)
+    assert out.logits.shape == (3, 5, V) and out.outputs.shape == (3, 5, 8)
     # Feeding the text in two halves with the state carried equals one pass over all of it.
     first = model(ids[:, :2])
     second = model(ids[:, 2:], detach_state(first.state))
@@ -51,7 +51,7 @@ def test_onehot_gather_equals_onehot_matmul():
     gathered = model(ids)
     x = one_hot(ids.t(), V, dtype=torch.float64)  # (T, B, V): the notes' input
     output, _ = model.rnn(x)
-    torch.testing.assert_close(gathered.hidden, output.transpose(0, 1))
+    torch.testing.assert_close(gathered.outputs, output.transpose(0, 1))
     # ... and the torch impl (which materialises the one-hot matrix) agrees with the gather.
     ref = LanguageModel(V, cell="lstm", impl="torch", hidden_size=8, encoder="onehot").double()
     ref.load_state_dict(model.state_dict())

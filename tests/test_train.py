@@ -222,17 +222,17 @@ def test_every_regulariser_trains_logs_its_term_and_resumes_exactly(
 
 
 def test_injected_nan_loss_is_skipped(tmp_path, corpus_file, monkeypatch, capsys):
-    import rnnlab.train.loop as loop
+    import rnnlab.train.step as step
 
     calls = {"n": 0}
-    real = loop.cross_entropy
+    real = step.cross_entropy
 
     def nan_on_the_seventh(logits, targets):
         calls["n"] += 1
         loss = real(logits, targets)
         return loss * float("nan") if calls["n"] == 7 else loss
 
-    monkeypatch.setattr(loop, "cross_entropy", nan_on_the_seventh)
+    monkeypatch.setattr(step, "cross_entropy", nan_on_the_seventh)
     assert main(tiny_flags(corpus_file, tmp_path / "nan")) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["skipped_steps"] == 1 and summary["rollbacks"] == 0

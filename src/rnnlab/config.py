@@ -24,13 +24,14 @@ PRECISIONS = ("fp32", "bf16")
 TOKENS = ("char", "word")  # what a token is: a character, or a word (rnnlab.data.words)
 
 
-def _flag(name: str) -> str:
+def flag_name(name: str) -> str:
+    """A field name as its command-line flag: ``hidden_size`` -> ``--hidden-size``."""
     return "--" + name.replace("_", "-")
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise RnnlabError(f"{_flag(name)} must be one of {', '.join(choices)}; got {value!r}")
+        raise RnnlabError(f"{flag_name(name)} must be one of {', '.join(choices)}; got {value!r}")
 
 
 def check_number(name: str, value, low=None, high=None, low_open=False, allow_none=False) -> None:
@@ -38,12 +39,14 @@ def check_number(name: str, value, low=None, high=None, low_open=False, allow_no
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise RnnlabError(f"{_flag(name)} must be a finite number; got {value!r}")
+        raise RnnlabError(f"{flag_name(name)} must be a finite number; got {value!r}")
     too_low = low is not None and (value <= low if low_open else value < low)
     if too_low or (high is not None and value > high):
         lo = "" if low is None else (f"> {low}" if low_open else f">= {low}")
         hi = "" if high is None else f"<= {high}"
-        raise RnnlabError(f"{_flag(name)} must be {' and '.join(x for x in (lo, hi) if x)}; got {value!r}")
+        raise RnnlabError(
+            f"{flag_name(name)} must be {' and '.join(x for x in (lo, hi) if x)}; got {value!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -238,7 +241,7 @@ def _coerce(name: str, value, hint):
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, (list, tuple)):
-            raise RnnlabError(f"{_flag(name)} must be a list; got {value!r}")
+            raise RnnlabError(f"{flag_name(name)} must be a list; got {value!r}")
         return tuple(_coerce(name, v, args[0]) for v in value)
     ok = {
         bool: isinstance(value, bool),
@@ -247,7 +250,7 @@ def _coerce(name: str, value, hint):
         str: isinstance(value, str),
     }[hint]
     if not ok:
-        raise RnnlabError(f"{_flag(name)} must be of type {hint.__name__}; got {value!r}")
+        raise RnnlabError(f"{flag_name(name)} must be of type {hint.__name__}; got {value!r}")
     return float(value) if hint is float else value
 
 

@@ -36,9 +36,14 @@ def bits_per_char(loss_nats: float) -> float:
     return loss_nats / LN2
 
 
-def loss_readings(loss_nats: float) -> dict[str, float]:
-    """The three ways a loss is reported: ``loss`` (nats), ``ppl`` and ``bpc``."""
-    return {"loss": loss_nats, "ppl": perplexity(loss_nats), "bpc": bits_per_char(loss_nats)}
+def loss_readings(loss_nats: float, unit: str = "char") -> dict[str, float | None]:
+    """The three ways a loss is reported: ``loss`` (nats per token), ``ppl`` and ``bpc``.
+
+    ``unit`` is what a token is (``"char"`` or ``"word"``, the vocabulary's ``kind``): a loss per word
+    has no bits per character, so ``bpc`` is then None.
+    """
+    bpc = bits_per_char(loss_nats) if unit == "char" else None
+    return {"loss": loss_nats, "ppl": perplexity(loss_nats), "bpc": bpc}
 
 
 # --- weight penalties (the notes' L1 / L2 / elastic net) --------------------------------------------
@@ -53,8 +58,8 @@ def penalized_weights(module: torch.nn.Module) -> list[torch.nn.Parameter]:
     interaction between inputs, it only moves the operating point. The embedding is a weight matrix
     (one row per id) and counts. A tied embedding/decoder weight is one tensor and counts once
     (``named_parameters`` drops repeats). Frozen parameters (``requires_grad=False``) are skipped. This is
-    the same set :func:`rnnlab.train.optim.decay_groups` decays, so ``--l2`` and ``--weight-decay`` act
-    on the same tensors.
+    the set :func:`rnnlab.train.optim.decay_groups` decays, so ``--l2`` and ``--weight-decay`` act on
+    the same tensors.
     """
     return [p for _, p in module.named_parameters() if p.requires_grad and p.dim() >= 2]
 

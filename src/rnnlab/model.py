@@ -8,16 +8,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import rnnlab.nn as rnn_scratch
 from rnnlab.config import ModelConfig
 from rnnlab.errors import RnnlabError
-from rnnlab.nn.regularizers import LockedDropout, WeightDrop, embedding_dropout
-from rnnlab.nn.state import State, zero_state
-
-_LAYERS = {
-    "torch": {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM},
-    "scratch": {"rnn": rnn_scratch.RNN, "gru": rnn_scratch.GRU, "lstm": rnn_scratch.LSTM},
-}
+from rnnlab.nn import (
+    Dropout,
+    LockedDropout,
+    State,
+    WeightDrop,
+    embedding_dropout,
+    recurrent_layer,
+    zero_state,
+)
 
 BIDIRECTIONAL_REFUSAL = (
     "a bidirectional recurrent layer cannot be a next-character language model: its backward direction "
@@ -33,12 +34,12 @@ class LMOutput:
     Attributes:
         logits: ``(B, T, V)`` next-token scores.
         state: the recurrent state after the last step (carry it to continue the text).
-        hidden: ``(B, T, H)`` the top recurrent layer's outputs before dropout (for AR/TAR and dL/dh_t).
+        outputs: ``(B, T, H)`` the top recurrent layer's outputs before dropout (for AR/TAR and the cache).
     """
 
     logits: torch.Tensor
     state: State
-    hidden: torch.Tensor
+    outputs: torch.Tensor
 
 
 class LanguageModel(nn.Module):
@@ -98,11 +99,11 @@ class LanguageModel(nn.Module):
         self.impl = impl
         self.embedding = nn.Embedding(vocab_size, embedding_dim) if encoder == "embedding" else None
         input_size = embedding_dim if encoder == "embedding" else vocab_size
-        layer = _LAYERS[impl][cell]
+        layer = recurrent_layer(impl, cell)
         kwargs = {"nonlinearity": "tanh"} if cell == "rnn" else {}
         rnn = layer(input_size, hidden_size, num_layers, dropout=dropout if num_layers > 1 else 0.0, **kwargs)
         self.rnn = WeightDrop(rnn, p=weight_drop) if weight_drop > 0 else rnn
-        drop = LockedDropout if variational else rnn_scratch.Dropout
+        drop = LockedDropout if variational else Dropout
         self.embedding_dropout = embedding_dropout
         self.input_drop = drop(input_dropout)
         self.drop = drop(dropout)

@@ -1,29 +1,15 @@
-"""`rnnlab train`: flags and TOML onto TrainConfig, then the Trainer; ends with a sample and a summary."""
+"""`rnnlab train`: flags and TOML onto a run's values, then rnnlab.workflow; prints a sample and a summary."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
-from dataclasses import replace
-
-import torch
 
 from rnnlab import config as C
 from rnnlab.cli.common import add_config_flags, given, print_result
-from rnnlab.data import Corpus
-from rnnlab.data.batches import fit_batch_shape
-from rnnlab.diagnose.run import diagnose
 from rnnlab.errors import RnnlabError
-from rnnlab.generate import SamplingConfig, generate_text
-from rnnlab.model import LanguageModel
-from rnnlab.presets import preset_names, resolve_preset
-from rnnlab.rundir import RunDir, command_line
-from rnnlab.train import Trainer, load_checkpoint, read_metrics
-from rnnlab.train.distributed import OneProcess, processes
-from rnnlab.train.loop import INTERRUPTED, check_trainable
-from rnnlab.train.tensorboard import require_tensorboard
+from rnnlab.presets import preset_names
+from rnnlab.workflow import RESUMABLE, TrainResult, resume_run, start_run
 
 HELP = {
     "builtin": "built-in corpus used when no CORPUS file is given",
@@ -90,8 +76,6 @@ CHOICES = {
     "preset": preset_names(),
 }
 ALL_FIELDS = tuple(f for f in C.FIELD_SECTION if f != "corpus")  # corpus is the positional argument
-# What a resumed run may change: when to stop, and where to compute.
-RESUMABLE = ("epochs", "max_steps", "max_time", "patience", "device", "tensorboard")
 
 
 def add_parser(sub) -> None:
@@ -132,141 +116,37 @@ def user_values(args: argparse.Namespace) -> dict:
     return flat
 
 
-def resolve_config(flat: dict, train_chars: int) -> C.TrainConfig:
-    """Defaults, then the preset (``auto``: chosen by the size of the training split), then ``flat``."""
-    name, values = resolve_preset(flat.get("preset", "auto"), train_chars)
-    return C.TrainConfig.from_flat({**values, **flat, "preset": name})
-
-
 def run(args: argparse.Namespace) -> int:
-    dist = processes()  # under torchrun: this process's rank; else one process, as ever
+    progress = not args.quiet
     if args.resume:
-        trainer = _resumed_trainer(args, dist)
+        changes = given(args, ALL_FIELDS)
+        if (args.corpus or args.config) and not set(changes) - set(RESUMABLE):
+            raise RnnlabError(
+                "--resume continues a run as it was configured; it cannot change the corpus or --config "
+                f"(only {', '.join(C.flag_name(n) for n in RESUMABLE)})"
+            )
+        result = resume_run(args.resume, changes, argv=args.argv, progress=progress)
     else:
-        flat = user_values(args)
-        cfg = C.TrainConfig.from_flat(flat)  # validates every value before any work
-        if cfg.run.tensorboard:
-            require_tensorboard()
-        RunDir.check_new(cfg.run.out)
-        corpus = Corpus.from_config(cfg.data)
-        cfg = resolve_config(flat, len(corpus.train))
-        cfg = _shrunk_to_fit(cfg, len(corpus.train), say=dist.is_main)
-        check_trainable(cfg, corpus)
-        device = dist.setup(cfg)
-        torch.manual_seed(cfg.run.seed)
-        model = LanguageModel.from_config(cfg.model, len(corpus.vocab)).to(device)
-        dist.seed(cfg.run.seed)
-        # Only now that every input is valid: a refused run leaves nothing on disk. Rank 0 writes.
-        run_dir = dist.from_main(lambda: _create_run(cfg, corpus, _command(args, dist)))
-        trainer = Trainer(cfg, corpus, model, run_dir, device, progress=not args.quiet, dist=dist)
-    with _stop_on_signals(trainer):
-        summary = trainer.fit()
-    dist.leave()
-    if not dist.is_main:
-        return 130 if summary["stop_reason"] == INTERRUPTED else 0
-    return _finish(trainer, summary, args.json)
+        result = start_run(user_values(args), argv=args.argv, progress=progress)
+    if not result.is_main:
+        return 130 if result.interrupted else 0
+    return _print(result, args.json)
 
 
-def _create_run(cfg: C.TrainConfig, corpus: Corpus, command: str) -> RunDir:
-    run_dir = RunDir.create(cfg.run.out, cfg, corpus.fingerprint(), command)
-    corpus.vocab.save(run_dir.vocab_path)
-    return run_dir
-
-
-def _command(args: argparse.Namespace, dist: OneProcess) -> str:
-    torchrun = f"torchrun --nproc_per_node {dist.world_size} -m " if dist.world_size > 1 else ""
-    return torchrun + command_line(args.argv)
-
-
-def _shrunk_to_fit(cfg: C.TrainConfig, num_ids: int, say: bool = True) -> C.TrainConfig:
-    d = cfg.data
-    if not d.shrink_to_fit:
-        return cfg
-    B, T = fit_batch_shape(num_ids, d.batch_size, d.num_steps, d.sampling)
-    if (d.batch_size, d.num_steps) == (B, T):
-        return cfg
-    if say:  # under torchrun, rank 0 speaks for all
-        print(f"rnnlab: corpus is short: using --batch-size {B} --num-steps {T}", file=sys.stderr)
-    return replace(cfg, data=replace(d, batch_size=B, num_steps=T))
-
-
-def _resumed_trainer(args: argparse.Namespace, dist: OneProcess) -> Trainer:
-    changed = sorted(set(given(args, ALL_FIELDS)) - set(RESUMABLE))
-    if changed or args.corpus or args.config:
-        what = ", ".join("--" + n.replace("_", "-") for n in changed) or "the corpus or --config"
-        raise RnnlabError(
-            f"--resume continues a run as it was configured; it cannot change {what} "
-            f"(only {', '.join('--' + n.replace('_', '-') for n in RESUMABLE)})"
-        )
-    run_dir = RunDir.open(args.resume)
-    if not run_dir.checkpoint_path.exists():
-        raise RnnlabError(f"{run_dir.path} has no checkpoint.json to resume from")
-    cfg = C.TrainConfig.from_flat(given(args, RESUMABLE), base=run_dir.load_config())
-    if cfg.run.tensorboard:
-        require_tensorboard()
-    corpus = Corpus.from_config(cfg.data, vocab=run_dir.load_vocab())
-    if corpus.fingerprint() != run_dir.corpus_sha256():
-        raise RnnlabError("the corpus changed since this run started; resume needs the same text")
-    ckpt = load_checkpoint(run_dir.path)
-    device = dist.setup(cfg)
-    model = LanguageModel.from_config(cfg.model, len(corpus.vocab)).to(device)
-    trainer = Trainer(cfg, corpus, model, run_dir, device, progress=not args.quiet, dist=dist)
-    trainer.restore(ckpt)
-    finished = trainer.state.stop_reason not in (None, INTERRUPTED)
-    trainer.state.stop_reason = None
-    reason = trainer.stop_condition()
-    # A run killed after its last checkpoint but before its "end" record still owes its test score:
-    # resuming it finishes that. One that ended needs a larger limit to go on.
-    ended = any(r.get("event") == "end" for r in read_metrics(run_dir.metrics_path))
-    if finished and ended and reason is not None:
-        raise RnnlabError(
-            f"run {run_dir.path} already stopped ({reason}); "
-            "give a larger --max-steps, --epochs, --max-time or --patience to train on"
-        )
-    if dist.is_main:
-        run_dir.record_resume(cfg, _command(args, dist))
-    return trainer
-
-
-@contextlib.contextmanager
-def _stop_on_signals(trainer: Trainer):
-    """Ctrl-C or SIGTERM: finish the current step, save a resumable checkpoint, exit. Twice: now."""
-
-    def handler(signum, frame):
-        if trainer.stop_request is not None:
-            raise KeyboardInterrupt
-        trainer.stop_request = INTERRUPTED
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def _finish(trainer: Trainer, summary: dict, as_json: bool) -> int:
-    run = trainer.run.path
-    unit = summary["unit"] = trainer.corpus.vocab.kind
-    if unit == "word":  # the losses are per word: "bits per character" would mislabel them
-        summary["best_val_bpc"] = summary["test_bpc"] = None
-    if summary["stop_reason"] == INTERRUPTED:
+def _print(result: TrainResult, as_json: bool) -> int:
+    """The sample, then the summary line (the diagnosis goes to stderr); 130 for an interrupted run."""
+    summary, run = result.summary, result.run_dir
+    if result.interrupted:
         print(
             f"interrupted at step {summary['steps']}; continue with: rnnlab train --resume {run}", flush=True
         )
         print_result(summary, as_json, f"run {run}: interrupted, checkpoint saved")
         return 130
-    diag = diagnose(read_metrics(trainer.run.metrics_path), cell=trainer.cfg.model.cell)
-    print(diag.render_text(), file=sys.stderr, flush=True)
-    summary["fit_verdict"] = diag.fit.verdict
-    summary["gradient_verdict"] = diag.gradients.kind if diag.gradients else None
-    prefix = trainer.cfg.run.prefix[0] if trainer.cfg.run.prefix else ""
-    length = trainer.cfg.run.sample_length or 200
-    chars = generate_text(
-        trainer.model, trainer.corpus.vocab, prefix, length, SamplingConfig(), seed=0, on_unknown="skip"
-    )
-    print(prefix + "".join(step[0] for step in chars), flush=True)
-    per, bpc = (" per word", "") if unit == "word" else ("", f", {summary['best_val_bpc']:.3f} bpc")
+    print(result.diagnosis.render_text(), file=sys.stderr, flush=True)
+    print(result.sample, flush=True)
+    unit = summary["unit"]
+    per = " per word" if unit == "word" else ""
+    bpc = f", {summary['best_val_bpc']:.3f} bpc" if summary["best_val_bpc"] is not None else ""
     test = f", test ppl {summary['test_ppl']:.2f}{per}" if summary["test_ppl"] is not None else ""
     human = (
         f"run {run}: {summary['steps']} steps ({summary['stop_reason']}), "

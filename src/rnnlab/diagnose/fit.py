@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass
 
 from rnnlab.errors import RnnlabError
+from rnnlab.train.metrics import finite
 
 UNDER_FITTING = "under-fitting"
 OVER_FITTING = "over-fitting"
@@ -117,24 +118,15 @@ REMEDIES = {
 }
 
 
-def _number(value) -> float | None:
-    # metrics.jsonl writes inf/nan as strings; treat every non-finite loss as absent.
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
 def _curves(records: list[dict]) -> tuple[list[int], list[float], list[float | None]]:
     """Steps, val losses and the train loss logged at the same step, in step order (last write wins)."""
     val: dict[int, float] = {}
     train: dict[int, float | None] = {}
     for r in records:
-        if r.get("event") == "val" and _number(r.get("loss")) is not None:
-            val[int(r["step"])] = _number(r["loss"])
+        if r.get("event") == "val" and finite(r.get("loss")) is not None:
+            val[int(r["step"])] = finite(r["loss"])
         elif r.get("event") == "train":
-            train[int(r["step"])] = _number(r.get("loss"))
+            train[int(r["step"])] = finite(r.get("loss"))
     steps = sorted(val)
     return steps, [val[s] for s in steps], [train.get(s) for s in steps]
 
@@ -161,7 +153,7 @@ def fit_verdict(records: list[dict], baseline: float | None = None) -> FitVerdic
     w = min(TREND_EVALS, n - 1)  # evaluations back from the last one
     gaps = [None if t is None else v - t for v, t in zip(val, train)]
     finite_train = [t for t in train if t is not None]
-    oov = _number((start.get("oov_rate") or {}).get("val"))
+    oov = finite((start.get("oov_rate") or {}).get("val"))
     evidence = FitEvidence(
         evaluations=n,
         final_step=steps[-1],
@@ -202,7 +194,7 @@ def _classify(e: FitEvidence, train: list[float | None], best: int, start: dict)
         if e.final_train_loss is not None and e.final_train_loss >= e.baseline_val_loss:
             return UNDER_FITTING, None
     else:
-        vocab_size = _number(start.get("vocab_size"))
+        vocab_size = finite(start.get("vocab_size"))
         if vocab_size and vocab_size > 1 and e.best_val_loss >= NEAR_UNIFORM * math.log(vocab_size):
             return UNDER_FITTING, None
     if e.evaluations == 1 or e.val_trend <= -IMPROVING:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rnnlab.diagnose.fit import Remedy
 from rnnlab.errors import RnnlabError
+from rnnlab.train.metrics import finite
 
 VANISH_RATIO = 1e-3  # ‖dL/dh_0‖ / ‖dL/dh_{T-1}‖ below this: the window's start gets no signal
 LAYER_RATIO = 1e-3  # first / last recurrent layer gradient norm below this: early layers barely learn
@@ -52,14 +53,6 @@ SHORTER_WINDOW = Remedy("a shorter window: fewer recurrent Jacobians multiply to
 _LAYER_KEY = re.compile(r"^grad_norm/(?P<prefix>.*)\.l(?P<layer>\d+)$")
 
 
-def _float(value) -> float:
-    # The metrics log writes nan/inf as strings; anything unreadable counts as nan.
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 @dataclass(frozen=True)
 class GradientVerdict:
     """What the gradient records say.
@@ -97,8 +90,8 @@ def _late(values: list, fraction: float = 0.5) -> list:
 
 def _dldh_ratio(record: dict) -> tuple[float, int] | None:
     """``dldh[0] / dldh[-1]`` and the reach: how many steps back the gradient stays above VANISH_RATIO."""
-    curve = [_float(v) for v in record.get("dldh") or ()]
-    if len(curve) < 2 or not all(math.isfinite(v) for v in curve) or curve[-1] <= 0:
+    curve = [finite(v) for v in record.get("dldh") or ()]
+    if len(curve) < 2 or None in curve or curve[-1] <= 0:
         return None
     last = len(curve) - 1
     reach = next((last - t for t in range(last, -1, -1) if curve[t] < VANISH_RATIO * curve[-1]), len(curve))
@@ -110,11 +103,11 @@ def _layer_ratios(record: dict) -> dict[str, float]:
     for key, value in record.items():
         match = _LAYER_KEY.match(key)
         if match:
-            layers.setdefault(match["prefix"], {})[int(match["layer"])] = _float(value)
+            layers.setdefault(match["prefix"], {})[int(match["layer"])] = finite(value)
     ratios = {}
     for prefix, norms in layers.items():
         first, last = norms[min(norms)], norms[max(norms)]
-        if len(norms) > 1 and math.isfinite(first) and math.isfinite(last) and last > 0:
+        if len(norms) > 1 and first is not None and last is not None and last > 0:
             ratios[prefix] = first / last
     return ratios
 
@@ -139,18 +132,18 @@ def gradient_verdict(records: Sequence[dict], cell: str | None = None) -> Gradie
     late = _late(grads)
     numbers: dict = {"records": len(grads), "steps": [grads[0].get("step"), grads[-1].get("step")]}
     exploding, vanishing = [], []
-    norms = [_float(r.get("norm_before")) for r in grads if "norm_before" in r]
+    norms = [finite(r.get("norm_before")) for r in grads if "norm_before" in r]
     bad = sum(
-        not all(math.isfinite(_float(v)) for v in [r.get("norm_before", 0.0), *(r.get("dldh") or ())])
+        not all(finite(v) is not None for v in [r.get("norm_before", 0.0), *(r.get("dldh") or ())])
         for r in grads
     )
     if bad:
         numbers["nonfinite_records"] = bad
         exploding.append(f"{bad} of {len(grads)} records hold non-finite gradient norms (nan/inf)")
-    finite = [v for v in norms if math.isfinite(v)]
-    if len(finite) >= 3:
-        third = max(1, len(finite) // 3)
-        early, recent = statistics.median(finite[:third]), statistics.median(finite[-third:])
+    finite_norms = [v for v in norms if v is not None]
+    if len(finite_norms) >= 3:
+        third = max(1, len(finite_norms) // 3)
+        early, recent = statistics.median(finite_norms[:third]), statistics.median(finite_norms[-third:])
         growth = recent / early if early > 0 else math.inf
         numbers["norm_growth"] = growth
         if growth > GROWTH:
@@ -158,7 +151,7 @@ def gradient_verdict(records: Sequence[dict], cell: str | None = None) -> Gradie
                 f"global gradient norm grew {growth:.3g}x (median {early:.3g} -> {recent:.3g}; threshold "
                 f"{GROWTH:g}x)"
             )
-    clip = [_float(r["clip_frac"]) for r in late if "clip_frac" in r]
+    clip = [v for r in late if (v := finite(r.get("clip_frac"))) is not None]
     if clip:
         numbers["clip_frac"] = statistics.fmean(clip)
         if numbers["clip_frac"] > CLIP_MOST:
@@ -222,7 +215,7 @@ def plot_dldh_heatmap(records: Sequence[dict], path: str | Path) -> Path:
     width = max(len(r["dldh"]) for r in rows)
     grid = np.full((len(rows), width), np.nan)
     for i, r in enumerate(rows):
-        grid[i, : len(r["dldh"])] = [_float(v) for v in r["dldh"]]
+        grid[i, : len(r["dldh"])] = [math.nan if finite(v) is None else v for v in r["dldh"]]
     with np.errstate(divide="ignore", invalid="ignore"):
         grid = np.log10(grid)
     grid[~np.isfinite(grid)] = np.nan

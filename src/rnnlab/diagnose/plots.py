@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rnnlab.train.metrics import finite
+
 
 def _pyplot():
     import matplotlib
@@ -29,7 +31,9 @@ def plot_learning_curves(
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     for event, style in (("train", "-"), ("val", "-o")):
         points = [
-            (r["step"], r["loss"]) for r in records if r.get("event") == event and _finite(r.get("loss"))
+            (r["step"], r["loss"])
+            for r in records
+            if r.get("event") == event and finite(r.get("loss")) is not None
         ]
         if points:
             ax.plot(*zip(*points), style, markersize=3, label=f"{event} loss")
@@ -47,7 +51,3 @@ def plot_learning_curves(
     fig.savefig(path)
     plt.close(fig)
     return path
-
-
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and value == value and abs(value) != float("inf")

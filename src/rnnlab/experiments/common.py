@@ -12,17 +12,11 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-import rnnlab.nn as rnn_scratch
+from rnnlab.config import CELLS, IMPLS
 from rnnlab.errors import RnnlabError
+from rnnlab.nn import recurrent_layer
 from rnnlab.train.clipping import clip_grad_norm
 from rnnlab.train.monitor import GradientMonitor
-
-CELLS = ("rnn", "gru", "lstm")
-IMPLS = ("torch", "scratch")
-_LAYERS = {
-    "torch": {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM},
-    "scratch": {"rnn": rnn_scratch.RNN, "gru": rnn_scratch.GRU, "lstm": rnn_scratch.LSTM},
-}
 
 
 class SequenceModel(nn.Module):
@@ -54,7 +48,7 @@ class SequenceModel(nn.Module):
         if cell not in CELLS or impl not in IMPLS:
             raise RnnlabError(f"cell must be one of {CELLS} and --impl one of {IMPLS}; got {cell}, {impl}")
         self.embedding = nn.Embedding(vocab_size, input_size) if vocab_size else None
-        self.rnn = _LAYERS[impl][cell](input_size, hidden_size, bidirectional=bidirectional)
+        self.rnn = recurrent_layer(impl, cell)(input_size, hidden_size, bidirectional=bidirectional)
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), output_size)
         if cell == "lstm" and forget_bias is not None:
             with torch.no_grad():
@@ -102,13 +96,11 @@ def train(
         loss = loss_fn(outputs, y)
         optimizer.zero_grad(set_to_none=True)
         if monitor is not None:
-            monitor.before_backward(loss)
-        loss.backward()
-        if monitor is not None:
-            monitor.after_backward()
-        norm = clip_grad_norm(model.parameters(), clip_norm) if clip_norm is not None else None
-        if monitor is not None:
-            monitor.after_clip(norm, clip_norm)
+            monitor.backward(loss, clip_norm)
+        else:
+            loss.backward()
+            if clip_norm is not None:
+                clip_grad_norm(model.parameters(), clip_norm)
         optimizer.step()
         if monitor is not None:
             monitor.after_step()
@@ -126,10 +118,7 @@ def train(
 def _final_reading(model: nn.Module, monitor: GradientMonitor, xy, loss_fn, step: int) -> dict:
     """One more monitored forward/backward, without an update: the trained model's gradients."""
     monitor.begin_step(step, force=True)
-    loss = loss_fn(model(xy[0])[0], xy[1])
-    monitor.before_backward(loss)
-    loss.backward()
-    monitor.after_backward()
+    monitor.backward(loss_fn(model(xy[0])[0], xy[1]))
     model.zero_grad(set_to_none=True)
     return monitor.record()
 

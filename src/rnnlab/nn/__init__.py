@@ -13,9 +13,10 @@ from rnnlab.nn.cells import (
     rnn_tanh_step,
 )
 from rnnlab.nn.dropout import Dropout, dropout
-from rnnlab.nn.layers import GRU, LSTM, RNN, RNNBase
+from rnnlab.nn.layers import GRU, LAYERS, LSTM, RNN, recurrent_layer
 from rnnlab.nn.ngram import KneserNeyLM, NGramCounts, OrderScore, OrderSelection, select_order
 from rnnlab.nn.regularizers import LockedDropout, WeightDrop, ar_tar_penalty, embedding_dropout
+from rnnlab.nn.rnnbase import RNNBase
 from rnnlab.nn.state import (
     State,
     detach_state,
@@ -28,6 +29,7 @@ from rnnlab.nn.state import (
 
 __all__ = [
     "GRU",
+    "LAYERS",
     "LSTM",
     "RNN",
     "BatchNorm",
@@ -49,6 +51,7 @@ __all__ = [
     "embedding_dropout",
     "gru_step",
     "lstm_step",
+    "recurrent_layer",
     "repeat_rows",
     "rnn_relu_step",
     "rnn_tanh_step",

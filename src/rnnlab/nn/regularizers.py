@@ -84,7 +84,7 @@ def ar_tar_penalty(
     difference and gives ``TAR = 0``.
 
     Args:
-        hidden: ``(B, T, H)`` top recurrent layer's outputs (``LMOutput.hidden``).
+        hidden: ``(B, T, H)`` top recurrent layer's outputs (``LMOutput.outputs``).
         alpha, beta: the coefficients (AWD-LSTM uses 2 and 1).
         dropped_hidden: ``(B, T, H)`` the same outputs after dropout, or None.
 

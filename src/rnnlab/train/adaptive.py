@@ -89,7 +89,7 @@ def stream_probs(model: torch.nn.Module, ids: np.ndarray, cfg: AdaptiveConfig) -
             probs = torch.softmax(out.logits[0].float(), -1)  # (T, V)
             p_model[t0 : t0 + x.shape[1]] = probs.gather(1, y[0][:, None])[:, 0].cpu().numpy()
             if p_cache is not None:
-                h = out.hidden[0].float()  # (T, H)
+                h = out.outputs[0].float()  # (T, H)
                 p_cache[t0 : t0 + x.shape[1]] = _cache_probs(h, y[0], keys, values, cfg)
                 keys.append(h)
                 values.append(y[0])

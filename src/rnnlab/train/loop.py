@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,31 +17,23 @@ from rnnlab.data import (
     random_batch_count,
     random_batches,
 )
-from rnnlab.device import autocast
 from rnnlab.errors import RnnlabError
-from rnnlab.losses import cross_entropy, loss_readings, regularization_terms
+from rnnlab.losses import loss_readings
 from rnnlab.model import LanguageModel
 from rnnlab.nn.state import detach_state, state_from_tensors, state_tensors
 from rnnlab.rundir import RunDir, save_model
 from rnnlab.train.checkpoint import load_checkpoint, save_checkpoint
-from rnnlab.train.clipping import clip_grad_norm, clip_grad_value, total_grad_norm
 from rnnlab.train.distributed import OneProcess, QuietReporter
 from rnnlab.train.evaluate import evaluate_loss
-from rnnlab.train.guard import NonFiniteGuard
-from rnnlab.train.milestones import (
-    check_trainable,
-    corpus_info,
-    sample_texts,
-    score_adaptive,
-    score_baseline,
-    score_test,
-)
-from rnnlab.train.monitor import GradientMonitor
-from rnnlab.train.optim import build_optimizer, build_scheduler
 from rnnlab.train.reporting import Reporter, run_summary
+from rnnlab.train.scoring import check_trainable, corpus_info, score_adaptive, score_baseline, score_test
+from rnnlab.train.step import Stepper
 from rnnlab.train.tensorboard import open_tensorboard
 
 INTERRUPTED = "interrupted"
+
+Samples = Callable[[torch.nn.Module], list[tuple[str, str]]]
+"""``samples(model) -> [(prefix, text), ...]``: what the loop shows at each validation."""
 
 
 @dataclass
@@ -82,6 +73,7 @@ class Trainer:
         log: prints one line when there is no progress bar (default: stderr).
         progress: show a tqdm bar.
         dist: this process's share of a torchrun run (default: one process, the whole batch).
+        samples: text to show at each validation (None: none); the loop itself never touches text.
     """
 
     def __init__(
@@ -94,22 +86,18 @@ class Trainer:
         log: Callable[[str], None] | None = None,
         progress: bool = True,
         dist: OneProcess | None = None,
+        samples: Samples | None = None,
     ):
         check_trainable(cfg, corpus)
         self.cfg, self.corpus, self.model, self.run, self.device = cfg, corpus, model, run, device
         self.dist = dist or OneProcess()
-        self.train_model = self.dist.wrap(model)  # DistributedDataParallel under torchrun
-        self.optimizer = build_optimizer(model, cfg.optim)
-        self.scheduler = build_scheduler(self.optimizer, cfg.optim)
-        # --monitor-every 0 turns the monitor off: it then never samples a step.
-        self.monitor = GradientMonitor(model, every=cfg.run.monitor_every or sys.maxsize)
-        self.guard = NonFiniteGuard()
+        self.stepper = Stepper(model, cfg, device, self.dist)
         self.data_rng = torch.Generator().manual_seed(cfg.run.seed)
         self.epoch_rng_state = self.data_rng.get_state()  # the sampler's draws for this epoch
         self.state = LoopState()
-        self.hidden = None  # carried across batches by consecutive sampling
+        self.carried = None  # the recurrent state consecutive sampling carries across batches
         self.metrics_size: int | None = None
-        self.progress, self._log = progress, log
+        self.progress, self._log, self.samples = progress, log, samples
         self.stop_request: str | None = None  # set by a signal handler
         self.adaptive: dict | None = None  # adaptive evaluation's val/test loss, when run
 
@@ -121,36 +109,32 @@ class Trainer:
             "loop": asdict(self.state),
             "metrics_bytes": self.report.size(),
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "guard": self.guard.state_dict(),
-            "monitor": self.monitor.state_dict(),
+            **self.stepper.state_dict(),
             "rng": {
                 "torch": torch.get_rng_state(),
                 "data_epoch": self.epoch_rng_state,
                 "cuda": cuda,
                 **self.dist.rng_states(),
             },
-            "hidden": state_tensors(self.dist.gather_rows(self.hidden)),
+            # the carried state, under its name of checkpoint format 1
+            "hidden": state_tensors(self.dist.gather_rows(self.carried)),
         }
 
     def restore(self, ckpt: dict, weights_only: bool = False) -> None:
         """Continue from a :meth:`checkpoint_state`; ``weights_only``: model and optimiser only."""
         try:
             self.model.load_state_dict(ckpt["model"])
-            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.stepper.load_state_dict(ckpt, weights_only)
             if weights_only:
                 return
             self.state = LoopState(**ckpt["loop"])
-            self.scheduler.load_state_dict(ckpt["scheduler"])
-            self.guard.load_state_dict(ckpt["guard"])
-            self.monitor.load_state_dict(ckpt["monitor"])
             torch.set_rng_state(ckpt["rng"]["torch"])
             self.epoch_rng_state = ckpt["rng"]["data_epoch"]
             for i, s in enumerate(ckpt["rng"]["cuda"][: torch.cuda.device_count()]):
                 torch.cuda.set_rng_state(s, i)
             self.dist.restore_rng(ckpt["rng"], self.cfg.run.seed, self.state.step)
-            self.hidden = self.dist.own_rows(state_from_tensors([t.to(self.device) for t in ckpt["hidden"]]))
+            carried = state_from_tensors([t.to(self.device) for t in ckpt["hidden"]])
+            self.carried = self.dist.own_rows(carried)
             self.metrics_size = int(ckpt["metrics_bytes"])
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise RnnlabError(f"checkpoint in {self.run.path} does not fit this run ({e})") from e
@@ -193,17 +177,8 @@ class Trainer:
     def fit(self) -> dict:
         """Train until a stop condition; returns the run's summary (see :meth:`summary`)."""
         self._wall_start = time.perf_counter()
-        r = self.cfg.run
-        total = r.max_steps or (r.epochs * self.batches_per_epoch() if r.epochs else None)
-        resumed_at = self.state.step or None  # TensorBoard hides what an interrupted run wrote after it
-        main = self.dist.is_main  # under torchrun only rank 0 writes; a plain run is rank 0
-        sinks = [open_tensorboard(self.run.path, self.model, resumed_at)] if r.tensorboard and main else []
-        self.report = QuietReporter()
-        if main:
-            at = self.state.step
-            self.report = Reporter(
-                self.run.metrics_path, self.metrics_size, self.progress, total, at, self._log, sinks
-            )
+        self._open_report()
+        r, main = self.cfg.run, self.dist.is_main  # under torchrun only rank 0 writes
         if self.metrics_size is None:  # a new run, not a resumed one
             self.report.write("start", **corpus_info(self.corpus, self.model, self.batches_per_epoch()))
             if r.baseline and main:
@@ -213,7 +188,7 @@ class Trainer:
             self._train_epochs()
         finally:
             self.report.close_bar()
-            self.train_model = self.model  # done with the DDP wrapper: let it go before its group does
+            self.stepper.close()
         if self.state.stop_reason != INTERRUPTED:
             if self.state.last_eval_step != self.state.step:
                 self._validate()
@@ -227,8 +202,20 @@ class Trainer:
             self._save_checkpoint()
         self.report.write("end", step=self.state.step, reason=self.state.stop_reason)
         self.report.close()
-        self.monitor.close()
         return self.summary()
+
+    def _open_report(self) -> None:
+        """The metrics log and the terminal (rank 0 only; the others keep quiet)."""
+        self.report = QuietReporter()
+        if not self.dist.is_main:
+            return
+        r, at = self.cfg.run, self.state.step
+        total = r.max_steps or (r.epochs * self.batches_per_epoch() if r.epochs else None)
+        # TensorBoard hides what an interrupted run wrote after its last checkpoint.
+        sinks = [open_tensorboard(self.run.path, self.model, at or None)] if r.tensorboard else []
+        self.report = Reporter(
+            self.run.metrics_path, self.metrics_size, self.progress, total, at, self._log, sinks
+        )
 
     def _train_epochs(self) -> None:
         r, s = self.cfg.run, self.state
@@ -238,7 +225,7 @@ class Trainer:
                 return
             if s.batch == 0:
                 self.epoch_rng_state = self.data_rng.get_state()
-                self.hidden = None
+                self.carried = None
             for X, Y in self._epoch_batches():
                 self._train_step(X, Y)
                 if s.step % r.eval_every == 0:
@@ -268,60 +255,32 @@ class Trainer:
         return None
 
     def _train_step(self, X: torch.Tensor, Y: torch.Tensor) -> None:
-        s, o, reg = self.state, self.cfg.optim, self.cfg.reg
+        s = self.state
         start = time.perf_counter()
-        chars = Y.numel()  # the global batch's; under torchrun this process trains on its rows of it
-        X, Y = self.dist.rows(X), self.dist.rows(Y)
-        X, Y = X.to(self.device, non_blocking=True), Y.to(self.device, non_blocking=True)
-        self.monitor.begin_step(s.step + 1)
         # Random windows are unrelated: start from zeros. Consecutive ones continue the previous
         # window, so carry its state, detached so backpropagation stops at the window's start.
-        hidden = None if self.cfg.data.sampling == "random" else detach_state(self.hidden)
-        with autocast(self.device, self.cfg.run.precision):
-            out = self.train_model(X, hidden)
-        loss = cross_entropy(out.logits, Y)
-        terms = regularization_terms(
-            self.model, out.hidden, l1=reg.l1, l2=reg.l2, elastic_net=reg.elastic_net, ar=reg.ar, tar=reg.tar
-        )
-        total = loss + sum(terms.values())
-        self.optimizer.zero_grad(set_to_none=True)
-        self.monitor.before_backward(total)
-        total.backward()  # under torchrun, DDP averages the gradients over the processes here
-        self.monitor.after_backward()
-        # The guard, the clip and the log see the global batch's values, the same in every process.
-        loss, total, terms = self.dist.average(loss, total, terms)
-        params = self.model.parameters
-        if o.clip_value is not None:
-            clip_grad_value(params(), o.clip_value)
-        norm = clip_grad_norm(params(), o.clip_norm) if o.clip_norm is not None else total_grad_norm(params())
-        self.monitor.after_clip(norm, o.clip_norm)
-        decision = self.guard.check(total, norm)
-        if decision.action == "step":
-            self.optimizer.step()
-            self.monitor.after_step()
-        else:
-            self._non_finite(decision)
-        if (record := self.monitor.record()) is not None:
-            self.report.write("grad", **record)
-        self.hidden = out.state
-        value = loss.item()
-        s.step, s.batch, s.chars_seen = s.step + 1, s.batch + 1, s.chars_seen + chars
-        if math.isfinite(value):
-            s.run_loss_sum, s.run_count = s.run_loss_sum + value, s.run_count + 1
-            for name, term in terms.items():
-                s.run_terms[name] = s.run_terms.get(name, 0.0) + term.item()
+        carried = None if self.cfg.data.sampling == "random" else detach_state(self.carried)
+        result = self.stepper(X, Y, carried, s.step + 1)
+        self.carried = result.state
+        if result.decision.action != "step":
+            self._non_finite(result.decision)
+        if result.record is not None:
+            self.report.write("grad", **result.record)
+        s.step, s.batch, s.chars_seen = s.step + 1, s.batch + 1, s.chars_seen + Y.numel()
+        if math.isfinite(result.loss):
+            s.run_loss_sum, s.run_count = s.run_loss_sum + result.loss, s.run_count + 1
+            for name, value in result.terms.items():
+                s.run_terms[name] = s.run_terms.get(name, 0.0) + value
         s.train_time += time.perf_counter() - start
-        self.report.step(value, self._chars_per_s())
+        self.report.step(result.loss, self._chars_per_s())
 
     def _non_finite(self, decision) -> None:
-        """Skip the update; on a rollback, reload the last good weights and lower the learning rate."""
-        self.optimizer.zero_grad(set_to_none=True)
-        self.hidden = None  # a carried state may hold the NaN
+        """The update was skipped; on a rollback, reload the last good weights and lower the learning rate."""
+        self.carried = None  # a carried state may hold the NaN
         self.report.write(decision.action, step=self.state.step + 1, reason=decision.reason)
         if decision.action == "rollback":
             self.restore(load_checkpoint(self.run.path), weights_only=True)
-            for group in self.optimizer.param_groups:
-                group["lr"] *= decision.lr_factor
+            self.stepper.scale_lr(decision.lr_factor)
             self.report.say(
                 f"rnnlab: {decision.reason}: rolled back to the last checkpoint, lr x{decision.lr_factor}"
             )
@@ -336,27 +295,27 @@ class Trainer:
         # Rank 0's score for all: best model, LR on plateau and early stopping decide alike everywhere.
         val_loss = self.dist.from_main(lambda: evaluate_loss(self.model, self.corpus.val)[0])
         train_loss = s.run_loss_sum / s.run_count if s.run_count else math.nan
-        lr = self.optimizer.param_groups[0]["lr"]
         common = {"step": s.step, "epoch": s.epoch, "chars_seen": s.chars_seen}
         penalties = {f"penalty_{k}": v / s.run_count for k, v in s.run_terms.items() if s.run_count}
         self.report.write(
             "train",
             **common,
-            **loss_readings(train_loss),
-            lr=lr,
+            **loss_readings(train_loss, self.corpus.vocab.kind),
+            lr=self.stepper.lr,
             chars_per_s=self._chars_per_s(),
             train_time=s.train_time,
             **penalties,
         )
-        self.report.write("val", **common, **loss_readings(val_loss))
+        self.report.write("val", **common, **loss_readings(val_loss, self.corpus.vocab.kind))
         improved = val_loss < s.best_val_loss
         if improved:
             s.best_val_loss, s.best_step, s.bad_evals = val_loss, s.step, 0
             self._save(save_model, self.run.model_path, self.model, {"step": s.step, "val_loss": val_loss})
         else:
             s.bad_evals += 1
+        lr = self.stepper.lr
         if math.isfinite(val_loss):
-            self.scheduler.step(val_loss)
+            self.stepper.scheduler.step(val_loss)
         s.run_loss_sum, s.run_count, s.run_terms, s.last_eval_step = 0.0, 0, {}, s.step
         base = f", n-gram {math.exp(s.baseline_val_loss):.2f}" if s.baseline_val_loss is not None else ""
         self.report.say(
@@ -364,18 +323,16 @@ class Trainer:
             f"(ppl {math.exp(min(val_loss, 50)):.2f}{base}){'  *' if improved else ''}  lr {lr:.2g}"
         )
         # A NaN model samples garbage; under torchrun rank 0 samples for all.
-        length = self.cfg.run.sample_length if math.isfinite(val_loss) and self.dist.is_main else 0
-        for prefix, text in sample_texts(
-            self.model, self.corpus.vocab, self.cfg.run.prefix, length, self.cfg.run.seed
-        ):
-            self.report.write("sample", step=s.step, prefix=prefix, text=text)
-            self.report.say("  sample: " + text.replace("\n", " ⏎ "))
+        if self.samples is not None and math.isfinite(val_loss) and self.dist.is_main:
+            for prefix, text in self.samples(self.model):
+                self.report.write("sample", step=s.step, prefix=prefix, text=text)
+                self.report.say("  sample: " + text.replace("\n", " ⏎ "))
         self._save_checkpoint()
 
     def summary(self) -> dict:
-        summary = run_summary(
-            self.state, self.run.path, self._chars_per_s(), time.perf_counter() - self._wall_start, self.guard
-        )
+        wall = time.perf_counter() - self._wall_start
+        unit = self.corpus.vocab.kind
+        summary = run_summary(self.state, self.run.path, self._chars_per_s(), wall, self.stepper.guard, unit)
         if self.adaptive is not None:
             summary["adaptive_val_ppl"] = math.exp(self.adaptive["val"])
             summary["adaptive_test_ppl"] = math.exp(self.adaptive["test"]) if self.adaptive["test"] else None

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import math
 import re
 
 import torch
 from torch import Tensor, nn
 
-import rnnlab.nn as rnn_scratch
-from rnnlab.train.clipping import grads_of, norm_of, total_grad_norm
+from rnnlab.nn import RNNBase
+from rnnlab.train.clipping import clip_grad_norm, clip_grad_value, grads_of, norm_of, total_grad_norm
+from rnnlab.train.metrics import json_number
 
 _LAYER_PARAM = re.compile(
     # _raw: a WeightDrop-wrapped weight
@@ -30,12 +30,7 @@ def parameter_group(name: str) -> str:
 
 
 def _recurrent_module(model: nn.Module) -> nn.Module | None:
-    return next((m for m in model.modules() if isinstance(m, (nn.RNNBase, rnn_scratch.RNNBase))), None)
-
-
-def _clean(value: float) -> float | str:
-    # JSON has no inf/nan (the metrics log's convention: write them as strings float() reads back).
-    return value if math.isfinite(value) else str(value)
+    return next((m for m in model.modules() if isinstance(m, (nn.RNNBase, RNNBase))), None)
 
 
 class GradientMonitor:
@@ -52,16 +47,12 @@ class GradientMonitor:
     the model needs no changes. ``dldh`` costs one extra backward pass on sampled steps and is absent
     when the stack reads integer ids (one-hot ``impl="scratch"``) or there is no recurrent module.
 
-    Call order in a training step (all calls are cheap no-ops on unsampled steps, except
-    :meth:`after_clip`, which adds one 0-dim tensor to a counter)::
+    A training step calls, in this order (all cheap no-ops on unsampled steps, except the clip count,
+    which adds one 0-dim tensor to a counter)::
 
         monitor.begin_step(step)             # before forward
         out = model(X); loss = ...
-        monitor.before_backward(loss)
-        loss.backward()
-        monitor.after_backward()
-        norm = clip_grad_norm(model.parameters(), max_norm)
-        monitor.after_clip(norm, max_norm)
+        norm = monitor.backward(loss, max_norm)   # probe, backward, norms, clip: the pre-clip norm
         if guard.check(loss, norm).action == "step":
             optimizer.step(); monitor.after_step()
         record = monitor.record()            # a flat JSON-able dict on sampled steps, else None
@@ -120,6 +111,23 @@ class GradientMonitor:
         if self._delta is not None and self._output is None:
             self._output = output[0] if isinstance(output, tuple) else output  # (T, B, D*H)
 
+    def backward(
+        self, loss: Tensor, clip_norm: float | None = None, clip_value: float | None = None
+    ) -> Tensor:
+        """The backward half of a step, in the order the readings need: the dL/dh_t probe, backward,
+        the per-group norms, clipping (each element to ``clip_value``, then the global norm to
+        ``clip_norm``; None: not that one) and the clip count. Returns the global gradient norm before
+        norm clipping (Pascanu et al. 2013)."""
+        self.before_backward(loss)
+        loss.backward()
+        self.after_backward()
+        params = list(self.model.parameters())
+        if clip_value is not None:
+            clip_grad_value(params, clip_value)
+        norm = clip_grad_norm(params, clip_norm) if clip_norm is not None else total_grad_norm(params)
+        self.after_clip(norm, clip_norm)
+        return norm
+
     def before_backward(self, loss: Tensor) -> None:
         """Measure ``dldh`` from the scalar ``loss`` (one extra backward pass, sampled steps only)."""
         delta, output, self._delta, self._output = self._delta, self._output, None, None
@@ -140,7 +148,7 @@ class GradientMonitor:
         )
         if dx is not None:
             per_step = torch.linalg.vector_norm(dx.float(), dim=-1).mean(dim=1 - time_dim)  # (T,)
-            self._record["dldh"] = [_clean(v) for v in per_step.tolist()]
+            self._record["dldh"] = [json_number(v) for v in per_step.tolist()]
 
     @torch.no_grad()
     def after_backward(self) -> None:
@@ -150,8 +158,8 @@ class GradientMonitor:
         device = next(iter(self.groups.values()))[0].device
         norms = [norm_of(grads_of(params), 2.0, device).float() for params in self.groups.values()]
         values = torch.stack([norm_of(norms, 2.0), *norms]).tolist()  # one sync for all groups
-        self._record["norm_before"] = _clean(values[0])
-        self._record.update({f"grad_norm/{n}": _clean(v) for n, v in zip(self.groups, values[1:])})
+        self._record["norm_before"] = json_number(values[0])
+        self._record.update({f"grad_norm/{n}": json_number(v) for n, v in zip(self.groups, values[1:])})
         self._weights = {n: [p.detach().clone() for p in params] for n, params in self.groups.items()}
 
     @torch.no_grad()
@@ -163,7 +171,7 @@ class GradientMonitor:
             self._clipped_total = hit if self._clipped_total is None else self._clipped_total + hit
             self._clip_steps, self._clip_steps_total = self._clip_steps + 1, self._clip_steps_total + 1
         if self._sampling:
-            self._record["norm_after"] = _clean(float(total_grad_norm(self.model.parameters())))
+            self._record["norm_after"] = json_number(float(total_grad_norm(self.model.parameters())))
 
     @torch.no_grad()
     def after_step(self) -> None:
@@ -176,7 +184,7 @@ class GradientMonitor:
             for n, old in self._weights.items()
         ]
         ratios = torch.stack(ratios).tolist()
-        self._record.update({f"update_ratio/{n}": _clean(v) for n, v in zip(self._weights, ratios)})
+        self._record.update({f"update_ratio/{n}": json_number(v) for n, v in zip(self._weights, ratios)})
         self._weights = None
 
     def state_dict(self) -> dict:

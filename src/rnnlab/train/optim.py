@@ -5,19 +5,16 @@ from __future__ import annotations
 import torch
 
 from rnnlab.config import OptimConfig
+from rnnlab.losses import penalized_weights
 
 
 def decay_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Two parameter groups: weight matrices (decayed) and everything 1-D, biases and norms (not).
-
-    Decaying biases and norm gains only pulls them towards 0 for no regularising benefit.
-    """
-    seen, decay, no_decay = set(), [], []
-    for p in model.parameters():
-        if id(p) in seen or not p.requires_grad:
-            continue
-        seen.add(id(p))  # a tied weight appears once
-        (decay if p.dim() >= 2 else no_decay).append(p)
+    """Two parameter groups: the weight matrices that the penalties act on too
+    (:func:`rnnlab.losses.penalized_weights`), decayed, and everything else trainable (biases, norm
+    gains: decaying them only pulls them towards 0 for no regularising benefit), not decayed."""
+    decay = penalized_weights(model)
+    decayed = {id(p) for p in decay}
+    no_decay = [p for p in model.parameters() if p.requires_grad and id(p) not in decayed]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 

@@ -84,11 +84,11 @@ class Reporter:
             sink.close()
 
 
-def run_summary(state, run_path: Path, chars_per_s: float, wall_s: float, guard) -> dict:
-    """The one-line summary of a run (``rnnlab train --json`` prints it)."""
+def run_summary(state, run_path: Path, chars_per_s: float, wall_s: float, guard, unit: str = "char") -> dict:
+    """The one-line summary of a run (``rnnlab train --json`` prints it); ``unit``: the token kind."""
     s = state
-    best = loss_readings(s.best_val_loss) if math.isfinite(s.best_val_loss) else {}
-    test = loss_readings(s.test_loss) if s.test_loss is not None else {}
+    best = loss_readings(s.best_val_loss, unit) if math.isfinite(s.best_val_loss) else {}
+    test = loss_readings(s.test_loss, unit) if s.test_loss is not None else {}
     return {
         "run_dir": str(run_path),
         "stop_reason": s.stop_reason,

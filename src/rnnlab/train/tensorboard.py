@@ -17,12 +17,12 @@ calls it: every record the run writes is offered to it, and it picks what Tensor
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from torch import nn
 
 from rnnlab.errors import RnnlabError
+from rnnlab.train.metrics import finite
 
 LOG_DIR = "tensorboard"  # inside the run directory
 INSTALL_HINT = 'pip install "rnnlab[tensorboard]"'
@@ -65,13 +65,6 @@ def open_tensorboard(run_path: str | Path, model: nn.Module, purge_step: int | N
     return TensorBoardSink(writer, model)
 
 
-def _number(value) -> float | None:
-    # Records may hold nan/inf as strings (the metrics log's convention) or non-numbers: skip those.
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 class TensorBoardSink:
     """Turns Reporter records into TensorBoard scalars, weight histograms and text.
 
@@ -92,7 +85,7 @@ class TensorBoardSink:
             if event == "train":
                 keys += [k for k in values if k.startswith("penalty_")]
         for key in keys:
-            value = _number(values.get(key))
+            value = finite(values.get(key))
             if value is not None:
                 self.writer.add_scalar(f"{event}/{key}", value, step)
         if event == "val":

@@ -1,4 +1,5 @@
-"""The loop's work besides training steps: checks before it starts, the baseline, samples, the test score."""
+"""What a run scores besides its training steps: checks before it starts, the n-gram baseline, the test
+split once at the end, and the adaptive evaluation."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from pathlib import Path
 import torch
 
 from rnnlab.config import TrainConfig
-from rnnlab.data import Corpus, Vocab, consecutive_batches, random_batches
+from rnnlab.data import Corpus, consecutive_batches, random_batches
 from rnnlab.errors import RnnlabError
-from rnnlab.generate import SamplingConfig, generate_text
 from rnnlab.losses import loss_readings
 from rnnlab.nn.ngram import select_order
 from rnnlab.rundir import load_model_weights
@@ -70,26 +70,13 @@ def score_baseline(corpus: Corpus, report: Reporter) -> float | None:
     return best.val_loss
 
 
-def sample_texts(
-    model: torch.nn.Module, vocab: Vocab, prefixes: tuple[str, ...], length: int, seed: int
-) -> list[tuple[str, str]]:
-    """One seeded sample per prefix (none given: one from an empty prefix), as (prefix, text) pairs."""
-    if length == 0:
-        return []
-    samples = []
-    for prefix in prefixes or ("",):
-        steps = generate_text(model, vocab, prefix, length, SamplingConfig(), seed=seed, on_unknown="skip")
-        samples.append((prefix, prefix + "".join(step[0] for step in steps)))
-    return samples
-
-
 def score_test(model: torch.nn.Module, corpus: Corpus, model_path: Path, report: Reporter) -> float | None:
     """Load the best weights into ``model`` and score the test split once; returns its loss."""
     if len(corpus.test) < 2 or not model_path.exists():
         return None
     info = load_model_weights(model_path, model)
     loss, count = evaluate_loss(model, corpus.test)
-    report.write("test", step=info.get("step"), chars=count, **loss_readings(loss))
+    report.write("test", step=info.get("step"), chars=count, **loss_readings(loss, corpus.vocab.kind))
     return loss
 
 
