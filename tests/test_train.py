@@ -106,6 +106,29 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(
     assert summary["steps"] == 30 and summary["test_loss"] is not None
 
 
+def test_resume_from_an_epoch_boundary_redraws_the_next_epoch_not_the_first(
+    tmp_path, corpus_file, monkeypatch, capsys
+):
+    """A checkpoint taken by the end-of-epoch validation (batch 0 of the next epoch) must resume with
+    the random sampler's generator where the finished epoch left it, not where the run began."""
+    flags = ["--sampling", "random", "--batch-size", "64", "--eval-every", "1000", "--max-steps", "40"]
+    assert main(tiny_flags(corpus_file, tmp_path / "whole", *flags)) == 0
+    original = Trainer._validate
+
+    def stop_after_the_first_epoch(self):
+        original(self)
+        if self.state.epoch == 1 and self.state.batch == 0:
+            self.stop_request = INTERRUPTED
+
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "_validate", stop_after_the_first_epoch)
+        assert main(tiny_flags(corpus_file, tmp_path / "cut", *flags)) == 130
+    cut = load_checkpoint(tmp_path / "cut")["loop"]
+    assert (cut["epoch"], cut["batch"]) == (1, 0) and 0 < cut["step"] < 40  # stopped on the boundary
+    assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet", "--json"]) == 0
+    assert values(tmp_path / "cut") == values(tmp_path / "whole")
+
+
 def test_resume_refuses_changed_settings_and_finished_runs(tmp_path, corpus_file, capsys):
     assert main(tiny_flags(corpus_file, tmp_path / "r")) == 0
     assert main(["train", "--resume", str(tmp_path / "r"), "--hidden-size", "8"]) == 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -129,3 +130,18 @@ def load_checkpoint(run_dir: str | Path) -> dict:
     if _json_sha256(doc.get("state")) != doc.get("state_sha256"):
         raise RnnlabError(f"{run_dir / 'checkpoint.json'} was edited by hand (its state checksum differs)")
     return unflatten_state(doc.get("state"), load_tensors(path))
+
+
+def save_unless_broken(model: torch.nn.Module, report, step: int, save: Callable, *args) -> None:
+    """``save(*args)`` unless ``model`` holds NaN/inf weights (a broken model is never written); a full
+    disk or a permission error is reported on ``report`` and training goes on (the previous file is
+    intact, see :func:`rnnlab.io.atomic_write`)."""
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        report.say("rnnlab: warning: the model has NaN/inf weights; not saved")
+        report.write("save_skipped", step=step, reason="non-finite weights")
+        return
+    try:
+        save(*args)
+    except RnnlabError as e:
+        report.say(f"rnnlab: warning: {e}")
+        report.write("save_failed", step=step, error=str(e))

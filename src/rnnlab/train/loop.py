@@ -10,22 +10,16 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from rnnlab.config import TrainConfig
-from rnnlab.data import (
-    Corpus,
-    consecutive_batch_count,
-    consecutive_batches,
-    random_batch_count,
-    random_batches,
-)
+from rnnlab.data import Corpus
 from rnnlab.errors import RnnlabError
-from rnnlab.losses import loss_readings
 from rnnlab.model import LanguageModel
 from rnnlab.nn.state import detach_state, state_from_tensors, state_tensors
 from rnnlab.rundir import RunDir, save_model
-from rnnlab.train.checkpoint import load_checkpoint, save_checkpoint
+from rnnlab.train.checkpoint import load_checkpoint, save_checkpoint, save_unless_broken
 from rnnlab.train.distributed import OneProcess, QuietReporter
 from rnnlab.train.evaluate import evaluate_loss
-from rnnlab.train.reporting import Reporter, run_summary
+from rnnlab.train.order import BatchOrder
+from rnnlab.train.reporting import Reporter, run_summary, validation_line, write_validation
 from rnnlab.train.scoring import check_trainable, corpus_info, score_adaptive, score_baseline, score_test
 from rnnlab.train.step import Stepper
 from rnnlab.train.tensorboard import open_tensorboard
@@ -55,10 +49,6 @@ class LoopState:
     test_loss: float | None = None
     last_eval_step: int = -1
     stop_reason: str | None = None
-
-
-def _all_finite(model: torch.nn.Module) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 class Trainer:
@@ -92,8 +82,7 @@ class Trainer:
         self.cfg, self.corpus, self.model, self.run, self.device = cfg, corpus, model, run, device
         self.dist = dist or OneProcess()
         self.stepper = Stepper(model, cfg, device, self.dist)
-        self.data_rng = torch.Generator().manual_seed(cfg.run.seed)
-        self.epoch_rng_state = self.data_rng.get_state()  # the sampler's draws for this epoch
+        self.order = BatchOrder(corpus.train, cfg.data, cfg.run.seed)
         self.state = LoopState()
         self.carried = None  # the recurrent state consecutive sampling carries across batches
         self.metrics_size: int | None = None
@@ -112,7 +101,8 @@ class Trainer:
             **self.stepper.state_dict(),
             "rng": {
                 "torch": torch.get_rng_state(),
-                "data_epoch": self.epoch_rng_state,
+                "data_epoch": self.order.epoch_state,
+                "data": self.order.rng.get_state(),
                 "cuda": cuda,
                 **self.dist.rng_states(),
             },
@@ -129,7 +119,9 @@ class Trainer:
                 return
             self.state = LoopState(**ckpt["loop"])
             torch.set_rng_state(ckpt["rng"]["torch"])
-            self.epoch_rng_state = ckpt["rng"]["data_epoch"]
+            self.order.epoch_state = ckpt["rng"]["data_epoch"]
+            if "data" in ckpt["rng"]:  # (not in checkpoints from before it was kept)
+                self.order.rng.set_state(ckpt["rng"]["data"])
             for i, s in enumerate(ckpt["rng"]["cuda"][: torch.cuda.device_count()]):
                 torch.cuda.set_rng_state(s, i)
             self.dist.restore_rng(ckpt["rng"], self.cfg.run.seed, self.state.step)
@@ -140,39 +132,13 @@ class Trainer:
             raise RnnlabError(f"checkpoint in {self.run.path} does not fit this run ({e})") from e
 
     def _save(self, save, *args) -> None:
-        """Save unless the model is non-finite; a full disk or a permission error is reported and
-        training goes on (the previous file is intact, see rnnlab.io.atomic_write)."""
-        if not self.dist.is_main:
-            return
-        if not _all_finite(self.model):
-            self.report.say("rnnlab: warning: the model has NaN/inf weights; not saved")
-            self.report.write("save_skipped", step=self.state.step, reason="non-finite weights")
-            return
-        try:
-            save(*args)
-        except RnnlabError as e:
-            self.report.say(f"rnnlab: warning: {e}")
-            self.report.write("save_failed", step=self.state.step, error=str(e))
+        if self.dist.is_main:  # under torchrun rank 0 writes for all
+            save_unless_broken(self.model, self.report, self.state.step, save, *args)
 
     def _save_checkpoint(self) -> None:
         self._save(save_checkpoint, self.run.path, self.state.step, self.checkpoint_state())
 
     # --- the loop ----------------------------------------------------------------------------------
-
-    def batches_per_epoch(self) -> int:
-        d = self.cfg.data
-        count = random_batch_count if d.sampling == "random" else consecutive_batch_count
-        return count(len(self.corpus.train), d.batch_size, d.num_steps)
-
-    def _epoch_batches(self):
-        d, s = self.cfg.data, self.state
-        if d.sampling == "random":
-            # Re-seat the generator where this epoch began: a resumed epoch redraws the same order.
-            self.data_rng.set_state(self.epoch_rng_state)
-            return random_batches(
-                self.corpus.train, d.batch_size, d.num_steps, generator=self.data_rng, start=s.batch
-            )
-        return consecutive_batches(self.corpus.train, d.batch_size, d.num_steps, start=s.batch)
 
     def fit(self) -> dict:
         """Train until a stop condition; returns the run's summary (see :meth:`summary`)."""
@@ -180,7 +146,7 @@ class Trainer:
         self._open_report()
         r, main = self.cfg.run, self.dist.is_main  # under torchrun only rank 0 writes
         if self.metrics_size is None:  # a new run, not a resumed one
-            self.report.write("start", **corpus_info(self.corpus, self.model, self.batches_per_epoch()))
+            self.report.write("start", **corpus_info(self.corpus, self.model, self.order.per_epoch()))
             if r.baseline and main:
                 self.state.baseline_val_loss = score_baseline(self.corpus, self.report)
             self._save_checkpoint()  # resumable from the very start: a kill -9 never strands a run
@@ -210,7 +176,7 @@ class Trainer:
         if not self.dist.is_main:
             return
         r, at = self.cfg.run, self.state.step
-        total = r.max_steps or (r.epochs * self.batches_per_epoch() if r.epochs else None)
+        total = r.max_steps or (r.epochs * self.order.per_epoch() if r.epochs else None)
         # TensorBoard hides what an interrupted run wrote after its last checkpoint.
         sinks = [open_tensorboard(self.run.path, self.model, at or None)] if r.tensorboard else []
         self.report = Reporter(
@@ -224,9 +190,8 @@ class Trainer:
             if s.stop_reason is not None:
                 return
             if s.batch == 0:
-                self.epoch_rng_state = self.data_rng.get_state()
                 self.carried = None
-            for X, Y in self._epoch_batches():
+            for X, Y in self.order.epoch(s.batch):
                 self._train_step(X, Y)
                 if s.step % r.eval_every == 0:
                     self._validate()
@@ -295,33 +260,20 @@ class Trainer:
         # Rank 0's score for all: best model, LR on plateau and early stopping decide alike everywhere.
         val_loss = self.dist.from_main(lambda: evaluate_loss(self.model, self.corpus.val)[0])
         train_loss = s.run_loss_sum / s.run_count if s.run_count else math.nan
-        common = {"step": s.step, "epoch": s.epoch, "chars_seen": s.chars_seen}
-        penalties = {f"penalty_{k}": v / s.run_count for k, v in s.run_terms.items() if s.run_count}
-        self.report.write(
-            "train",
-            **common,
-            **loss_readings(train_loss, self.corpus.vocab.kind),
-            lr=self.stepper.lr,
-            chars_per_s=self._chars_per_s(),
-            train_time=s.train_time,
-            **penalties,
+        lr = self.stepper.lr
+        write_validation(
+            self.report, s, train_loss, val_loss, lr, self._chars_per_s(), self.corpus.vocab.kind
         )
-        self.report.write("val", **common, **loss_readings(val_loss, self.corpus.vocab.kind))
         improved = val_loss < s.best_val_loss
         if improved:
             s.best_val_loss, s.best_step, s.bad_evals = val_loss, s.step, 0
             self._save(save_model, self.run.model_path, self.model, {"step": s.step, "val_loss": val_loss})
         else:
             s.bad_evals += 1
-        lr = self.stepper.lr
         if math.isfinite(val_loss):
             self.stepper.scheduler.step(val_loss)
         s.run_loss_sum, s.run_count, s.run_terms, s.last_eval_step = 0.0, 0, {}, s.step
-        base = f", n-gram {math.exp(s.baseline_val_loss):.2f}" if s.baseline_val_loss is not None else ""
-        self.report.say(
-            f"step {s.step:>6}  epoch {s.epoch}  train loss {train_loss:.3f}  val loss {val_loss:.3f} "
-            f"(ppl {math.exp(min(val_loss, 50)):.2f}{base}){'  *' if improved else ''}  lr {lr:.2g}"
-        )
+        self.report.say(validation_line(s, train_loss, val_loss, improved, lr))
         # A NaN model samples garbage; under torchrun rank 0 samples for all.
         if self.samples is not None and math.isfinite(val_loss) and self.dist.is_main:
             for prefix, text in self.samples(self.model):

@@ -84,6 +84,35 @@ class Reporter:
             sink.close()
 
 
+def write_validation(
+    report: Reporter, state, train_loss: float, val_loss: float, lr: float, chars_per_s: float, unit: str
+) -> None:
+    """The "train" (running loss since the last validation, lr, speed, penalties) and "val" records."""
+    s = state
+    common = {"step": s.step, "epoch": s.epoch, "chars_seen": s.chars_seen}
+    penalties = {f"penalty_{k}": v / s.run_count for k, v in s.run_terms.items() if s.run_count}
+    report.write(
+        "train",
+        **common,
+        **loss_readings(train_loss, unit),
+        lr=lr,
+        chars_per_s=chars_per_s,
+        train_time=s.train_time,
+        **penalties,
+    )
+    report.write("val", **common, **loss_readings(val_loss, unit))
+
+
+def validation_line(state, train_loss: float, val_loss: float, improved: bool, lr: float) -> str:
+    """The line a person reads at each validation (``*``: a new best)."""
+    s = state
+    base = f", n-gram {math.exp(s.baseline_val_loss):.2f}" if s.baseline_val_loss is not None else ""
+    return (
+        f"step {s.step:>6}  epoch {s.epoch}  train loss {train_loss:.3f}  val loss {val_loss:.3f} "
+        f"(ppl {math.exp(min(val_loss, 50)):.2f}{base}){'  *' if improved else ''}  lr {lr:.2g}"
+    )
+
+
 def run_summary(state, run_path: Path, chars_per_s: float, wall_s: float, guard, unit: str = "char") -> dict:
     """The one-line summary of a run (``rnnlab train --json`` prints it); ``unit``: the token kind."""
     s = state
