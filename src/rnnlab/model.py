@@ -95,7 +95,6 @@ class LanguageModel(nn.Module):
                 f"(got {encoder}, {embedding_dim} vs {hidden_size})"
             )
         self.vocab_size = vocab_size
-        self.encoder_kind = encoder
         self.impl = impl
         self.embedding = nn.Embedding(vocab_size, embedding_dim) if encoder == "embedding" else None
         input_size = embedding_dim if encoder == "embedding" else vocab_size

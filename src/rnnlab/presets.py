@@ -1,7 +1,8 @@
 """Named recipes: bundles of flag values for a kind of corpus, picked by name or by corpus size.
 
 Order of precedence, lowest first: dataclass defaults, the preset, the --config TOML file, the flags.
-``auto`` picks ``small-corpus`` below :data:`SMALL_CORPUS_CHARS` training characters, else ``default``.
+``auto`` picks ``small-corpus`` below :data:`SMALL_CORPUS_TOKENS` training tokens (characters, or words
+with ``--tokens word``), else ``default``.
 Presets never change how the corpus is read or split (those keys are refused), so the corpus can be
 loaded first and the preset chosen from its size.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from rnnlab.errors import RnnlabError
 
-SMALL_CORPUS_CHARS = 200_000  # below this, over-fitting comes within minutes: regularise by default
+SMALL_CORPUS_TOKENS = 200_000  # below this, over-fitting comes within minutes: regularise by default
 
 PRESETS: dict[str, dict] = {
     # The dataclass defaults: readable text from the built-in corpus in about a minute.
@@ -48,10 +49,10 @@ def preset_names() -> tuple[str, ...]:
     return ("auto", *PRESETS)
 
 
-def resolve_preset(name: str, train_chars: int) -> tuple[str, dict]:
+def resolve_preset(name: str, train_tokens: int) -> tuple[str, dict]:
     """The preset's name (``auto`` resolved by corpus size) and its flag values."""
     if name == "auto":
-        name = "small-corpus" if train_chars < SMALL_CORPUS_CHARS else "default"
+        name = "small-corpus" if train_tokens < SMALL_CORPUS_TOKENS else "default"
     if name not in PRESETS:
         raise RnnlabError(f"--preset must be one of {', '.join(preset_names())}; got {name!r}")
     values = PRESETS[name]

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
     for name in SUBCOMMANDS:
         module = __import__(f"rnnlab.cli.{name}", fromlist=["add_parser"])
-        module.add_parser(sub)
+        module.add_parser(sub).add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
 

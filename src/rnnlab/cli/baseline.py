@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import time
 
 from rnnlab.cli.common import float_list, given, print_result
 from rnnlab.config import TOKENS, DataConfig
-from rnnlab.data import Corpus
-from rnnlab.nn.ngram import select_order
+from rnnlab.workflow import baseline
 
 DATA_FLAGS = ("split", "min_freq", "tokens", "encoding", "errors", "builtin")
 
 
-def add_parser(sub) -> None:
+def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "baseline",
         help="score an interpolated Kneser-Ney character n-gram model (the bar a network must clear)",
@@ -46,32 +44,17 @@ def add_parser(sub) -> None:
     p.add_argument("--builtin", default=argparse.SUPPRESS, help="built-in corpus (default: python-docs)")
     p.add_argument("--max-order", type=int, default=7, help="largest n tried (default: 7)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = DataConfig(corpus=tuple(args.corpus), **given(args, DATA_FLAGS))
-    corpus = Corpus.from_config(cfg)
-    start = time.perf_counter()
-    sel = select_order(
-        corpus.train, corpus.val, len(corpus.vocab), range(1, max(1, args.max_order) + 1), test=corpus.test
-    )
-    best = sel.best
-    result = {
-        "source": corpus.source,
-        "order": sel.order,
-        "vocab_size": len(corpus.vocab),
-        "val_loss": best.val_loss,
-        "val_ppl": best.val_ppl,
-        "test_loss": best.test_loss,
-        "test_ppl": best.test_ppl,
-        "oov_rate": corpus.oov_rate,
-        "seconds": round(time.perf_counter() - start, 3),
-        "orders": [{"order": s.order, "val_ppl": s.val_ppl, "test_ppl": s.test_ppl} for s in sel.scores],
-    }
+    data = DataConfig(corpus=tuple(args.corpus), **given(args, DATA_FLAGS))
+    result, selection, corpus = baseline(data, args.max_order)
     if not args.json:
-        print(f"{corpus.summary()}\n{sel.render_text()}")
-    test = f", test ppl {best.test_ppl:.2f}" if best.test_ppl is not None else ""
-    print_result(result, args.json, f"n-gram baseline: order {sel.order}, val ppl {best.val_ppl:.2f}{test}")
+        print(f"{corpus.summary()}\n{selection.render_text()}")
+    test = f", test ppl {result['test_ppl']:.2f}" if result["test_ppl"] is not None else ""
+    print_result(
+        result, args.json, f"n-gram baseline: order {result['order']}, val ppl {result['val_ppl']:.2f}{test}"
+    )
     return 0

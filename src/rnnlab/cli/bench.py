@@ -14,7 +14,7 @@ from rnnlab.cli.common import positive_int, print_result
 from rnnlab.rundir import command_line
 
 
-def add_parser(sub) -> None:
+def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "bench",
         help="measure training, generation and encoding speed against the notes' pipeline",
@@ -42,8 +42,8 @@ def add_parser(sub) -> None:
     p.add_argument("--rounds", type=positive_int, help="interleaved rounds of every part (default: per part)")
     p.add_argument("--threads", type=positive_int, help="torch threads here and in the notes' process")
     p.add_argument("--json", action="store_true", help="print the whole result as one JSON object")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,8 +8,6 @@ import math
 import typing
 from dataclasses import MISSING, fields
 
-from rnnlab.errors import RnnlabError
-
 
 def _none_or(convert):
     def parse(text: str):
@@ -105,8 +103,3 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
     return value
-
-
-def check_choice_arg(name: str, value: str, allowed) -> None:
-    if value not in allowed:
-        raise RnnlabError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")

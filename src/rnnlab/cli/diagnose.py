@@ -10,7 +10,7 @@ from rnnlab.rundir import RunDir
 from rnnlab.train.metrics import read_metrics
 
 
-def add_parser(sub) -> None:
+def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "diagnose",
         help="does a run under- or over-fit, do its gradients vanish or explode, and what to try",
@@ -22,8 +22,8 @@ def add_parser(sub) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by rnnlab train")
     p.add_argument("--no-plots", action="store_true", help="do not write PNG files")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

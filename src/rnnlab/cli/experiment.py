@@ -23,7 +23,7 @@ def _lengths(text: str) -> tuple[int, ...]:
     return values
 
 
-def add_parser(sub) -> None:
+def add_parser(sub) -> argparse.ArgumentParser:
     listing = "; ".join(f"{name}: {module.DESCRIPTION}" for name, module in EXPERIMENTS.items())
     p = sub.add_parser(
         "experiment",
@@ -39,8 +39,8 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--lengths", type=_lengths, metavar="T1,T2", help="sequence lengths (adding, copy)")
     p.add_argument("--steps", type=positive_int, help="step budget per model (adding, copy)")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from rnnlab.export import export_onnx, onnx_path_problem, require_onnx
 from rnnlab.rundir import RunDir
 
 
-def add_parser(sub) -> None:
+def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "export",
         help="export a trained run's best model to ONNX (one step: ids + state in, logits + state out)",
@@ -20,8 +20,8 @@ def add_parser(sub) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory made by rnnlab train")
     p.add_argument("--onnx", required=True, metavar="FILE", help="the .onnx file to write")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

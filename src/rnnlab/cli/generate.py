@@ -12,7 +12,7 @@ from rnnlab.generate import SamplingConfig, generate_text
 from rnnlab.rundir import RunDir
 
 
-def add_parser(sub) -> None:
+def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "generate",
         help="sample text from a trained run",
@@ -46,8 +46,8 @@ def add_parser(sub) -> None:
     )
     s.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same text")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

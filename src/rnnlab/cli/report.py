@@ -8,7 +8,7 @@ from rnnlab.cli.common import positive_int, print_result
 from rnnlab.report import write_report
 
 
-def add_parser(sub) -> None:
+def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "report",
         help="write a self-contained HTML report of a run",
@@ -22,8 +22,8 @@ def add_parser(sub) -> None:
     p.add_argument("--length", type=positive_int, default=200, help="characters per sample (default: 200)")
     p.add_argument("--seed", type=int, default=0, help="the samples' random seed (default: 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
+    return p
 
 
 def run(args: argparse.Namespace) -> int:

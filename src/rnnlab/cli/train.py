@@ -44,7 +44,7 @@ HELP = {
     "adaptive_eval": "finally score val/test with a neural cache, dynamic evaluation and n-gram mixing",
     "monitor_every": "gradient readings every N steps (0: off)",
     "tensorboard": "also log scalars, weight histograms and samples to RUN_DIR/tensorboard",
-    "preset": "a named recipe; auto picks small-corpus below 200k training characters, else default",
+    "preset": "a named recipe; auto: small-corpus below 200k training tokens (chars or words), else default",
     "optimizer": "optimiser",
     "lr": "learning rate",
     "weight_decay": "weight decay on weight matrices (coupled for adam, decoupled for adamw)",
@@ -78,7 +78,7 @@ CHOICES = {
 ALL_FIELDS = tuple(f for f in C.FIELD_SECTION if f != "corpus")  # corpus is the positional argument
 
 
-def add_parser(sub) -> None:
+def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train",
         help="train a language model on text files (or the built-in corpus)",
@@ -102,8 +102,8 @@ def add_parser(sub) -> None:
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="make the summary line a JSON object")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
-    out.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
+    return p
 
 
 def user_values(args: argparse.Namespace) -> dict:

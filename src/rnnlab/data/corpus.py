@@ -113,10 +113,7 @@ class Corpus:
 
     @classmethod
     def _from_arrays(cls, vocab: Vocab, arrays: Sequence[np.ndarray], source: str) -> Corpus:
-        oov = {}
-        for name, ids in zip(SPLITS, arrays):
-            unk = int(np.count_nonzero(ids == vocab.unk_id)) if vocab.unk_id is not None else 0
-            oov[name] = unk / len(ids) if len(ids) else 0.0
+        oov = {name: vocab.oov_rate(ids) for name, ids in zip(SPLITS, arrays)}
         return cls(vocab, *arrays, oov_rate=oov, source=source)
 
     @classmethod

@@ -190,6 +190,12 @@ class Vocab:
             f"characters not in the vocabulary: {chars!r}; remove them or map them with --unknown unk|skip"
         )
 
+    def oov_rate(self, ids: np.ndarray) -> float:
+        """The fraction of ``ids`` that are ``<unk>``: text this vocabulary could not spell (0 when empty)."""
+        if self.unk_id is None or len(ids) == 0:
+            return 0.0
+        return int(np.count_nonzero(ids == self.unk_id)) / len(ids)
+
     def unknown_chars(self, text: str) -> list[str]:
         """The distinct characters of ``text`` that have no id, in code-point order."""
         return sorted({c for c in set(text) if c not in self.stoi or c in self.specials})

@@ -129,9 +129,22 @@ def gradient_verdict(records: Sequence[dict], cell: str | None = None) -> Gradie
     grads = grad_records(records)
     if not grads:
         raise RnnlabError("no gradient records in this run; train it with the gradient monitor on")
-    late = _late(grads)
     numbers: dict = {"records": len(grads), "steps": [grads[0].get("step"), grads[-1].get("step")]}
-    exploding, vanishing = [], []
+    exploding = _exploding(grads, numbers)
+    vanishing = _vanishing(grads[-RECENT:], numbers)
+    kind = "exploding" if exploding else "vanishing" if vanishing else "healthy"
+    evidence = exploding + vanishing or [
+        f"no sign of vanishing or exploding gradients over {len(grads)} records"
+        + (f" (‖dL/dh_0‖/‖dL/dh_T-1‖ = {numbers['dldh_ratio']:.2e})" if "dldh_ratio" in numbers else "")
+    ]
+    remedies = _remedies(bool(exploding), bool(vanishing), numbers, cell)
+    return GradientVerdict(kind, tuple(evidence), remedies, numbers)
+
+
+def _exploding(grads: list[dict], numbers: dict) -> list[str]:
+    """Evidence of exploding gradients (non-finite norms, a growing norm, clipping on most steps);
+    the figures go into ``numbers``."""
+    found = []
     norms = [finite(r.get("norm_before")) for r in grads if "norm_before" in r]
     bad = sum(
         not all(finite(v) is not None for v in [r.get("norm_before", 0.0), *(r.get("dldh") or ())])
@@ -139,7 +152,7 @@ def gradient_verdict(records: Sequence[dict], cell: str | None = None) -> Gradie
     )
     if bad:
         numbers["nonfinite_records"] = bad
-        exploding.append(f"{bad} of {len(grads)} records hold non-finite gradient norms (nan/inf)")
+        found.append(f"{bad} of {len(grads)} records hold non-finite gradient norms (nan/inf)")
     finite_norms = [v for v in norms if v is not None]
     if len(finite_norms) >= 3:
         third = max(1, len(finite_norms) // 3)
@@ -147,25 +160,30 @@ def gradient_verdict(records: Sequence[dict], cell: str | None = None) -> Gradie
         growth = recent / early if early > 0 else math.inf
         numbers["norm_growth"] = growth
         if growth > GROWTH:
-            exploding.append(
+            found.append(
                 f"global gradient norm grew {growth:.3g}x (median {early:.3g} -> {recent:.3g}; threshold "
                 f"{GROWTH:g}x)"
             )
-    clip = [v for r in late if (v := finite(r.get("clip_frac"))) is not None]
+    clip = [v for r in _late(grads) if (v := finite(r.get("clip_frac"))) is not None]
     if clip:
         numbers["clip_frac"] = statistics.fmean(clip)
         if numbers["clip_frac"] > CLIP_MOST:
-            exploding.append(
+            found.append(
                 f"clipping fired on {numbers['clip_frac']:.0%} of recent steps (threshold {CLIP_MOST:.0%})"
             )
-    recent = grads[-RECENT:]
+    return found
+
+
+def _vanishing(recent: list[dict], numbers: dict) -> list[str]:
+    """Evidence of vanishing gradients in the last records (over the window, across layers)."""
+    found = []
     ratios = [r for r in map(_dldh_ratio, recent) if r is not None]
     if ratios:
         numbers["dldh_ratio"] = statistics.median(r for r, _ in ratios)
         numbers["reach"] = int(statistics.median(k for _, k in ratios))
         window = len(recent[-1].get("dldh") or ())
         if numbers["dldh_ratio"] < VANISH_RATIO:
-            vanishing.append(
+            found.append(
                 f"‖dL/dh_0‖ / ‖dL/dh_{window - 1}‖ = {numbers['dldh_ratio']:.2e} (median of the last "
                 f"{len(ratios)} records; threshold {VANISH_RATIO:g}): the gradient of the last prediction "
                 f"falls {1 / VANISH_RATIO:g}-fold within {numbers['reach']} of the window's {window} steps"
@@ -175,10 +193,15 @@ def gradient_verdict(records: Sequence[dict], cell: str | None = None) -> Gradie
         ratio = statistics.median(r[prefix] for r in layer_ratios if prefix in r)
         numbers[f"layer_ratio/{prefix}"] = ratio
         if ratio < LAYER_RATIO:
-            vanishing.append(
+            found.append(
                 f"{prefix}: first layer's gradient norm is {ratio:.2e} of the last layer's (threshold "
                 f"{LAYER_RATIO:g})"
             )
+    return found
+
+
+def _remedies(exploding: bool, vanishing: bool, numbers: dict, cell: str | None) -> tuple[Remedy, ...]:
+    """What to try for the findings, most promising first (a gated cell is not told to use one)."""
     remedies: list[Remedy] = []
     if exploding:
         clipping_often = numbers.get("clip_frac", 0.0) > CLIP_MOST
@@ -189,12 +212,7 @@ def gradient_verdict(records: Sequence[dict], cell: str | None = None) -> Gradie
             remedies.append(REACH)
         if any(key.startswith("layer_ratio/") and v < LAYER_RATIO for key, v in numbers.items()):
             remedies.append(FEWER_LAYERS)
-    kind = "exploding" if exploding else "vanishing" if vanishing else "healthy"
-    evidence = exploding + vanishing or [
-        f"no sign of vanishing or exploding gradients over {len(grads)} records"
-        + (f" (‖dL/dh_0‖/‖dL/dh_T-1‖ = {numbers['dldh_ratio']:.2e})" if "dldh_ratio" in numbers else "")
-    ]
-    return GradientVerdict(kind, tuple(evidence), tuple(dict.fromkeys(remedies)), numbers)
+    return tuple(dict.fromkeys(remedies))
 
 
 def plot_dldh_heatmap(records: Sequence[dict], path: str | Path) -> Path:

@@ -86,40 +86,13 @@ def run(
     rows, curves, samples = [], {}, {}
     with Timer() as timer:
         for bidirectional in (False, True):
-            torch.manual_seed(seed)
-            model = SequenceModel(
-                "lstm",
-                size["embedding_dim"],
-                size["hidden_size"],
-                len(vocab),
-                impl,
-                len(vocab),
-                bidirectional,
-            )
-            generator = torch.Generator().manual_seed(seed)
-
-            def batches(generator=generator):
-                while True:
-                    yield from random_batches(
-                        train_ids, size["batch_size"], size["num_steps"], generator=generator
-                    )
-
-            stream = batches()
-            losses, _ = train(
-                model,
-                lambda step, stream=stream: next(stream),
-                lambda logits, y: F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)),
-                size["steps"],
-                lr=size["lr"],
-            )
-            model.eval()
             name = "bidirectional" if bidirectional else "unidirectional"
-            curves[name] = losses
+            model, curves[name] = _train_one(bidirectional, size, len(vocab), train_ids, impl, seed)
             samples[name] = vocab.decode(sample(model, held_out[:CONTEXT], 60, seed))
             rows.append(
                 {
                     "model": name,
-                    "train loss": sum(losses[-20:]) / len(losses[-20:]),
+                    "train loss": sum(curves[name][-20:]) / len(curves[name][-20:]),
                     "held-out, whole window": window_loss(model, held_out, positions),
                     "held-out, past only": causal_loss(model, held_out, positions),
                 }
@@ -149,6 +122,31 @@ def run(
     if out is not None:
         result.figures.append(_plot(curves, rows, Path(out) / f"{result.stem()}.png"))
     return result
+
+
+def _train_one(
+    bidirectional: bool, size: dict, vocab_size: int, train_ids: np.ndarray, impl: str, seed: int
+) -> tuple[SequenceModel, list[float]]:
+    """One next-character LSTM (reading both ways or forwards only) trained on random windows; returns
+    it in eval mode with its per-step training losses."""
+    torch.manual_seed(seed)
+    embedding_dim, hidden_size = size["embedding_dim"], size["hidden_size"]
+    model = SequenceModel("lstm", embedding_dim, hidden_size, vocab_size, impl, vocab_size, bidirectional)
+    generator = torch.Generator().manual_seed(seed)
+
+    def batches():
+        while True:
+            yield from random_batches(train_ids, size["batch_size"], size["num_steps"], generator=generator)
+
+    stream = batches()
+    losses, _ = train(
+        model,
+        lambda step: next(stream),
+        lambda logits, y: F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1)),
+        size["steps"],
+        lr=size["lr"],
+    )
+    return model.eval(), losses
 
 
 def _plot(curves: dict, rows: list[dict], path: Path) -> Path:

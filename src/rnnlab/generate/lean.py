@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from rnnlab.model import LanguageModel
+from rnnlab.nn.fused import KERNELS
 from rnnlab.nn.regularizers import WeightDrop
 from rnnlab.nn.state import State, state_tensors
 
@@ -22,10 +23,11 @@ class LeanStep:
     gather from a table precomputed once (layer 0: ``E W_ih^T + b`` for an embedding, ``W_ih^T + b``
     for one-hot input) or by one matmul (layers above; layer 0 where the table would pass
     :data:`TABLE_MAX` entries, or where fewer than V / 8 ids will be fed: the table's one GEMM costs
-    about as much as V / 8 row-by-row matmuls); one hidden matmul; the gate math of torch.nn's cells
-    (gate order, GRU's reset gate after the matmul), written into buffers allocated once, through
-    views cut once. Then one decoder matmul, its bias carrying ``ban``. No LMOutput, transposes,
-    argument checks or state stacking per step.
+    about as much as V / 8 row-by-row matmuls); then one step of the fast layers' kernel
+    (:mod:`rnnlab.nn.fused_steps`: the hidden matmul and the gate math), into buffers allocated once,
+    through views cut once; each layer's state alternates between two buffers. Then one decoder
+    matmul, its bias carrying ``ban``. No LMOutput, transposes, argument checks or state stacking per
+    step.
 
     Eval mode only (dropout and weight drop are the identity there). The logits equal the forward's up
     to rounding (sums in another order), so the ids drawn from them are the reference path's
@@ -34,8 +36,8 @@ class LeanStep:
 
     def __init__(self, model: LanguageModel, state: State, ban: torch.Tensor, rows: int):
         rnn = model.rnn.module if isinstance(model.rnn, WeightDrop) else model.rnn
-        self.mode = rnn.mode
-        fold = self.mode != "GRU"  # GRU's b_hn sits inside r * (W_hn h + b_hn): it cannot join b_ih
+        self.kernel = KERNELS[rnn.mode]
+        fold = self.kernel.fold_bias  # GRU's b_hn sits inside r * (W_hn h + b_hn): it cannot join b_ih
         self.layers = []  # per layer: W_ih^T, input bias, W_hh^T, hidden bias
         for k in range(rnn.num_layers):
             w_ih, w_hh = getattr(rnn, f"weight_ih_l{k}"), getattr(rnn, f"weight_hh_l{k}")
@@ -52,13 +54,23 @@ class LeanStep:
             self.table = torch.addmm(b_in, self.embedding, w_ih_t)
         self.decoder_t = model.decoder.weight.t().contiguous()  # (H, V)
         self.decoder_bias = model.decoder.bias + ban
-        parts = state_tensors(state)  # (L, N, H) each
-        self.h = [h.clone() for h in parts[0]]  # (N, H) per layer, updated in place
-        self.c = [c.clone() for c in parts[1]] if self.mode == "LSTM" else None
-        self.buffers = [
-            self._buffers(h, w_hh_t.shape[1]) for h, (_, _, w_hh_t, _) in zip(self.h, self.layers)
-        ]
-        self.cell = {"LSTM": self._lstm, "GRU": self._gru}.get(self.mode, self._rnn)
+        parts = state_tensors(state)  # (L, N, H) each: h (and the LSTM's c)
+        self.buffers = [self._buffers([part[k] for part in parts]) for k in range(rnn.num_layers)]
+        self.now = 0  # which of each layer's two state buffers holds the current state
+
+    def _buffers(self, state: list[torch.Tensor]) -> dict:
+        """One layer's buffers: its state twice (current and next, alternating), the input rows ``gi``
+        (N, G*H) with the kernel's view of them, and the kernel's activation scratch for one row."""
+        h, N, H = state[0], state[0].shape[0], state[0].shape[1]
+        gi = h.new_empty(1, N, self.kernel.gates * H)
+        acts = {name: h.new_empty(1, N, w * H) for name, w in self.kernel.activations.items()}
+        return {
+            "h": [h.clone(), torch.empty_like(h)],
+            "rest": [[s.clone() for s in state[1:]], [torch.empty_like(s) for s in state[1:]]],
+            "gi": gi[0],
+            "gi_t": self.kernel.views(gi)[0],
+            "row": self.kernel.rows(acts)[0],
+        }
 
     @classmethod
     @torch.no_grad()
@@ -84,50 +96,18 @@ class LeanStep:
         )
         return cls(model, state, ban, rows) if ok else None
 
-    @staticmethod
-    def _buffers(h: torch.Tensor, width: int) -> dict:
-        """Per layer: input rows, pre-activations and activations ``(N, G*H)``, each also cut into
-        its G gate views once; two ``(N, H)`` scratch tensors."""
-        gi, gates, act = (h.new_empty(h.shape[0], width) for _ in range(3))
-        G = width // h.shape[1]
-        buf = {"gi": gi, "gates": gates, "act": act, "a": torch.empty_like(h), "b": torch.empty_like(h)}
-        return buf | {
-            f"{name}_": tensor.chunk(G, 1) for name, tensor in (("gi", gi), ("gates", gates), ("act", act))
-        }
-
     def __call__(self, ids: torch.Tensor) -> torch.Tensor:
-        x = None
+        now, new, x = self.now, 1 - self.now, None
         for k, (w_ih_t, b_in, w_hh_t, b_h) in enumerate(self.layers):
-            gi = self.buffers[k]["gi"]
+            buf = self.buffers[k]
             if k > 0:
-                torch.addmm(b_in, x, w_ih_t, out=gi)
+                torch.addmm(b_in, x, w_ih_t, out=buf["gi"])
             elif self.table is not None:
-                torch.index_select(self.table, 0, ids, out=gi)
+                torch.index_select(self.table, 0, ids, out=buf["gi"])
             else:
-                torch.addmm(b_in, F.embedding(ids, self.embedding), w_ih_t, out=gi)
-            x = self.cell(k, w_hh_t, b_h)  # (N, H)
+                torch.addmm(b_in, F.embedding(ids, self.embedding), w_ih_t, out=buf["gi"])
+            h, rest = buf["h"], buf["rest"]
+            self.kernel.step(buf["gi_t"], w_hh_t, b_h, h[now], h[new], rest[now], buf["row"], rest[new])
+            x = h[new]  # (N, H)
+        self.now = new
         return torch.addmm(self.decoder_bias, x, self.decoder_t)  # (N, V), a new tensor
-
-    def _lstm(self, k: int, w_hh_t: torch.Tensor, b_h: None) -> torch.Tensor:
-        buf, h, c = self.buffers[k], self.h[k], self.c[k]
-        (i, f, _, o), g, tanh_g, tanh_c = buf["act_"], buf["gates_"][2], buf["a"], buf["b"]
-        torch.addmm(buf["gi"], h, w_hh_t, out=buf["gates"])  # (N, 4H): i, f, g, o
-        torch.sigmoid(buf["gates"], out=buf["act"])  # one op for σ(i), σ(f), σ(o) (g's slot: unused)
-        torch.tanh(g, out=tanh_g)
-        c.mul_(f).addcmul_(i, tanh_g)  # c = σ(f) c + σ(i) tanh(g)
-        torch.tanh(c, out=tanh_c)
-        return torch.mul(o, tanh_c, out=h)  # h = σ(o) tanh(c)
-
-    def _gru(self, k: int, w_hh_t: torch.Tensor, b_h: torch.Tensor) -> torch.Tensor:
-        buf, h = self.buffers[k], self.h[k]
-        (gi_r, gi_z, gi_n), (gh_r, gh_z, gh_n), (r, z, n) = buf["gi_"], buf["gates_"], buf["act_"]
-        torch.addmm(b_h, h, w_hh_t, out=buf["gates"])  # (N, 3H): r, z, n
-        torch.add(gi_r, gh_r, out=r).sigmoid_()
-        torch.add(gi_z, gh_z, out=z).sigmoid_()
-        torch.addcmul(gi_n, gh_n, r, out=n).tanh_()  # n = tanh(gi_n + r (W_hn h + b_hn))
-        return h.sub_(n).mul_(z).add_(n)  # (h - n) z + n = (1 - z) n + z h, as torch computes it
-
-    def _rnn(self, k: int, w_hh_t: torch.Tensor, b_h: None) -> torch.Tensor:
-        buf, h = self.buffers[k], self.h[k]
-        pre = torch.addmm(buf["gi"], h, w_hh_t, out=buf["gates"])
-        return torch.tanh(pre, out=h) if self.mode == "RNN_TANH" else torch.clamp(pre, min=0, out=h)

@@ -38,6 +38,14 @@ class Kernel(Protocol):
     def views(self, gi: Tensor) -> list:
         """Per-step views of ``gi`` (T, B, G*H), as ``run`` reads them."""
 
+    def rows(self, acts: Buffers) -> list:
+        """Per-row views of the activation scratch ``acts`` (rows, B, width*H), as ``step`` takes them."""
+
+    def step(self, gi_t, w_t: Tensor, bias: Tensor | None, h_prev: Tensor, h_new: Tensor, state, row, out):
+        """One step: read ``h_prev`` (B, H), write ``h_new`` (another buffer) and the activations into
+        ``row``; ``state`` holds the parts besides h (LSTM: [c]), written into ``out``'s buffers; returns
+        the new parts. The generation step (:class:`rnnlab.generate.lean.LeanStep`) calls it too."""
+
     def run(
         self, gi: list, w_t: Tensor, bias: Tensor | None, h: list, state: list, chunk: Order, first: int, acts
     ) -> list:
@@ -87,10 +95,17 @@ class RNNKernel:
     def views(self, gi: Tensor) -> list:
         return steps(gi)
 
+    def rows(self, acts: Buffers) -> list:
+        return [None]  # no scratch: h itself holds everything
+
+    def step(self, gi_t, w_t: Tensor, bias, h_prev: Tensor, h_new: Tensor, state, row, out):
+        torch.addmm(gi_t, h_prev, w_t, out=h_new)
+        h_new.relu_() if self.relu else h_new.tanh_()
+        return state
+
     def run(self, gi: list, w_t: Tensor, bias, h: list, state: list, chunk: Order, first: int, acts):
         for t, prev, new in chunk:
-            torch.addmm(gi[t], h[prev], w_t, out=h[new])
-            h[new].relu_() if self.relu else h[new].tanh_()
+            self.step(gi[t], w_t, bias, h[prev], h[new], state, None, state)
         return state
 
     def factors(self, acts: Buffers, h_prev: Tensor, h_out: Tensor, out: Buffers) -> None:
@@ -131,24 +146,27 @@ class GRUKernel:
         H = gi.size(-1) // 3
         return list(zip(steps(gi[..., : 2 * H]), steps(gi[..., 2 * H :]), strict=True))
 
-    def run(self, gi: list, w_t: Tensor, bias, h: list, state: list, chunk: Order, first: int, acts):
-        H = w_t.size(0)
+    def rows(self, acts: Buffers) -> list:
+        H = acts["n"].size(-1)
         gh, rz, n = steps(acts["gh"]), steps(acts["rz"]), steps(acts["n"])
-        gh_rz, gh_n, r_z = (
-            steps(acts["gh"][..., : 2 * H]),
-            steps(acts["gh"][..., 2 * H :]),
-            steps(acts["rz"], 2),
-        )
+        gh_rz, gh_n = steps(acts["gh"][..., : 2 * H]), steps(acts["gh"][..., 2 * H :])
+        return list(zip(gh, gh_rz, gh_n, rz, steps(acts["rz"], 2), n, strict=True))
+
+    def step(self, gi_t, w_t: Tensor, bias, h_prev: Tensor, h_new: Tensor, state, row, out):
+        (gi_rz, gi_n), (gh, gh_rz, gh_n, rz, (r, z), n) = gi_t, row
+        if bias is None:
+            torch.mm(h_prev, w_t, out=gh)
+        else:
+            torch.addmm(bias, h_prev, w_t, out=gh)
+        torch.add(gi_rz, gh_rz, out=rz).sigmoid_()
+        torch.addcmul(gi_n, r, gh_n, out=n).tanh_()
+        torch.lerp(n, h_prev, z, out=h_new)  # n + z (h - n)
+        return state
+
+    def run(self, gi: list, w_t: Tensor, bias, h: list, state: list, chunk: Order, first: int, acts):
+        rows = self.rows(acts)
         for t, prev, new in chunk:
-            row = t - first
-            (gi_rz, gi_n), (r, z) = gi[t], r_z[row]
-            if bias is None:
-                torch.mm(h[prev], w_t, out=gh[row])
-            else:
-                torch.addmm(bias, h[prev], w_t, out=gh[row])
-            torch.add(gi_rz, gh_rz[row], out=rz[row]).sigmoid_()
-            torch.addcmul(gi_n, r, gh_n[row], out=n[row]).tanh_()
-            torch.lerp(n[row], h[prev], z, out=h[new])  # n + z (h - n)
+            self.step(gi[t], w_t, bias, h[prev], h[new], state, rows[t - first], state)
         return state
 
     def factors(self, acts: Buffers, h_prev: Tensor, h_out: Tensor, out: Buffers) -> None:
@@ -203,20 +221,26 @@ class LSTMKernel:
     def views(self, gi: Tensor) -> list:
         return steps(gi)
 
-    def run(self, gi: list, w_t: Tensor, bias, h: list, state: list, chunk: Order, first: int, acts):
-        H = w_t.size(0)
+    def rows(self, acts: Buffers) -> list:
+        H = acts["fc"].size(-1)
         gates, i_f, parts = steps(acts["gates"]), steps(acts["gates"][..., : 2 * H]), steps(acts["gates"], 4)
-        fc, tanh_c = steps(acts["fc"]), steps(acts["tanh_c"])
+        return list(zip(gates, i_f, parts, steps(acts["fc"]), steps(acts["tanh_c"]), strict=True))
+
+    def step(self, gi_t, w_t: Tensor, bias, h_prev: Tensor, h_new: Tensor, state, row, out):
+        gates, i_f, (i, f, g, o), fc, tanh_c = row
+        torch.addmm(gi_t, h_prev, w_t, out=gates)
+        i_f.sigmoid_(), g.tanh_(), o.sigmoid_()
+        c = torch.addcmul(torch.mul(f, state[0], out=fc), i, g, out=out[0])  # c_t = f c_{t-1} + i g
+        torch.tanh(c, out=tanh_c)
+        torch.mul(o, tanh_c, out=h_new)
+        return [c]
+
+    def run(self, gi: list, w_t: Tensor, bias, h: list, state: list, chunk: Order, first: int, acts):
+        rows = self.rows(acts)
         c = state[0]  # c_{t-1}; never written to, it may be the caller's c_0
         c_buffers = torch.empty_like(c), torch.empty_like(c)  # c_t, alternately
         for k, (t, prev, new) in enumerate(chunk):
-            row = t - first
-            i, f, g, o = parts[row]
-            torch.addmm(gi[t], h[prev], w_t, out=gates[row])
-            i_f[row].sigmoid_(), g.tanh_(), o.sigmoid_()
-            c = torch.addcmul(torch.mul(f, c, out=fc[row]), i, g, out=c_buffers[k % 2])
-            torch.tanh(c, out=tanh_c[row])
-            torch.mul(o, tanh_c[row], out=h[new])
+            (c,) = self.step(gi[t], w_t, bias, h[prev], h[new], [c], rows[t - first], [c_buffers[k % 2]])
         return [c]
 
     def factors(self, acts: Buffers, h_prev: Tensor, h_out: Tensor, out: Buffers) -> None:

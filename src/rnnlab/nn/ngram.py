@@ -1,7 +1,8 @@
-"""A character n-gram baseline: interpolated modified Kneser-Ney, counted and scored with numpy.
+"""The n-gram model: interpolated modified Kneser-Ney over ids, counted and scored with numpy.
 
-The loss a recurrent model must beat to have learnt more than "which few characters tend to follow
-which": if an LSTM's validation loss is above the best n-gram's, it is under-fitting.
+Every run's baseline, the loss a recurrent model must beat to have learnt more than "which few
+characters tend to follow which" (an LSTM whose validation loss is above the best n-gram's is
+under-fitting), and the n-gram a network may build on.
 
 Model (Kneser & Ney 1995; modified KN of Chen & Goodman 1998, "An empirical study of smoothing
 techniques for language modeling", eq. 17 and 26). For order ``n`` and a context ``h`` of the

@@ -63,9 +63,9 @@ class TrainResult:
     is_main: bool = True
 
 
-def resolve_config(values: Mapping, train_chars: int) -> C.TrainConfig:
+def resolve_config(values: Mapping, train_tokens: int) -> C.TrainConfig:
     """Defaults, then the preset (``auto``: chosen by the size of the training split), then ``values``."""
-    name, preset = resolve_preset(values.get("preset", "auto"), train_chars)
+    name, preset = resolve_preset(values.get("preset", "auto"), train_tokens)
     return C.TrainConfig.from_flat({**preset, **values, "preset": name})
 
 
