@@ -42,7 +42,8 @@ def test_scores_never_depend_on_characters_not_yet_scored(model, cfg):
     a, b = stream_probs(model, ids, cfg), stream_probs(model, changed, cfg)
     # position t scores ids[t+1] from ids[:t+1]: everything before 199 is unaffected
     np.testing.assert_allclose(a.model[:199], b.model[:199], rtol=1e-6)
-    if a.cache is not None:
+    assert not np.allclose(a.model[199:], b.model[199:])  # ...while the changed characters do show
+    if cfg.cache_size:  # the cache's scores too (a missing cache fails here rather than skip the check)
         np.testing.assert_allclose(a.cache[:199], b.cache[:199], rtol=1e-6)
 
 

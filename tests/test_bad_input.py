@@ -7,24 +7,21 @@ message names the problem. The run directories it uses are compared byte for byt
 import hashlib
 import json
 import pickle
+import shutil
 from pathlib import Path
 
 import pytest
+from conftest import tiny_run_argv
 
 from rnnlab.cli import main
 
-TEXT = "分开 不分开 我不能再想 我不要再想 我不 我不 我不能\n爱情来的太快就像龙卷风\n" * 30
-TINY = ["--hidden-size", "16", "--num-layers", "1", "--embedding-dim", "8", "--batch-size", "4",
-        "--num-steps", "8", "--max-steps", "4", "--max-time", "none", "--quiet",
-        "--preset", "default"]  # fmt: skip
-
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def world(tmp_path_factory, corpus_file):
     """A corpus, a finished run, and a gallery of broken files."""
     root = tmp_path_factory.mktemp("bad")
-    (root / "good.txt").write_text(TEXT, encoding="utf-8")
-    assert main(["train", str(root / "good.txt"), "--out", str(root / "run"), *TINY]) == 0
+    shutil.copy(corpus_file, root / "good.txt")
+    assert main(tiny_run_argv(root / "good.txt", root / "run", max_steps=4)) == 0
     (root / "empty.txt").write_bytes(b"")
     (root / "blank.txt").write_bytes(b" \n\t \r\n")
     (root / "latin1.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))
@@ -39,8 +36,6 @@ def world(tmp_path_factory):
 
 def copy_run(world, name, edit):
     """A copy of the finished run with one file broken by ``edit(run_dir)``."""
-    import shutil
-
     dst = world / name
     if not dst.exists():
         shutil.copytree(world / "run", dst)
@@ -101,7 +96,7 @@ CASES = {
     "bad --errors": (["train", "{root}/good.txt", "--errors", "maybe"], "--errors must be one of"),
     "corpus too short for a batch": (["train", "{root}/short.txt"], "needs at least"),
     "empty validation split": (
-        ["train", "{root}/good.txt", "--split", "1,0,0", *TINY],
+        tiny_run_argv("{root}/good.txt", None, split="1,0,0"),
         "validation split has 0",
     ),
     "split not summing to 1": (["train", "{root}/good.txt", "--split", "0.9,0.2,0.1"], "sum to 1"),
@@ -140,7 +135,7 @@ CASES = {
     "top-k above vocabulary": (["generate", "{root}/run", "--top-k", "100000"], "larger than the vocabulary"),
     "negative temperature": (["generate", "{root}/run", "--temperature", "-1"], "--temperature must be >= 0"),
     "negative length": (["generate", "{root}/run", "--length", "-3"], "--length must be >= 0"),
-    "prefix with unknown characters": (["generate", "{root}/run", "--prefix", "分开xyz"], "'xyz'"),
+    "prefix with unknown characters": (["generate", "{root}/run", "--prefix", "分开жщэ"], "'жщэ'"),
     "pickle where the model should be": (["generate", "{pickled}"], "never unpickles"),
     "hand-edited vocab": (["generate", "{vocab}"], "duplicate tokens"),
     "config no longer fits the weights": (["generate", "{config}"], "does not fit this model's config"),
@@ -166,10 +161,10 @@ CASES = {
 
 
 def snapshot(root: Path) -> dict:
+    """Every file's hash and every directory (an empty runs/ counts too) under ``root``."""
     return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
         for p in sorted(root.rglob("*"))
-        if p.is_file()
     }
 
 

@@ -9,6 +9,7 @@ import json
 
 import pytest
 import torch
+from conftest import last_json
 
 import rnnlab.bench.cells as cells
 import rnnlab.bench.encoding as encoding
@@ -23,14 +24,10 @@ from rnnlab.cli import main
 from rnnlab.generate import SamplingConfig, draw, sample_ids
 from rnnlab.model import LanguageModel
 
-LYRICS = "分开 不分开 我不能再想 我不要再想 我不 我不 我不能\n爱情来的太快就像龙卷风\n" * 60
-
 
 @pytest.fixture
-def tiny(tmp_path, monkeypatch):
+def tiny(tmp_path, corpus_file, monkeypatch):
     """Every part shrunk to toy sizes, the notes' script absent (its in-bench twin stands in)."""
-    corpus = tmp_path / "lyrics.txt"
-    corpus.write_text(LYRICS, encoding="utf-8")
     for module in (notes, training, generation):
         monkeypatch.setattr(module, "HIDDEN", 8)
     for module in (notes, training):
@@ -42,7 +39,7 @@ def tiny(tmp_path, monkeypatch):
         monkeypatch.setattr(flops, name, value)
     monkeypatch.setattr(encoding, "SIZE_BYTES", 50_000)
     monkeypatch.setattr(encoding, "encode_in_child", lambda path, mode: encoding._child(path, mode))
-    return BenchConfig(quick=True, corpus=corpus, notes_script=tmp_path / "absent.py", rounds=1)
+    return BenchConfig(quick=True, corpus=corpus_file, notes_script=tmp_path / "absent.py", rounds=1)
 
 
 def test_interleave_rotates_and_drops_failures():
@@ -87,6 +84,7 @@ def test_each_part_runs_on_tiny_sizes(tiny, part, keys):
     out = result["parts"][part]
     assert keys <= set(out) and out["seconds"] >= 0
     assert {"platform", "cpu", "cpu_flags", "torch", "threads"} <= set(result["machine"])
+    assert out["tables"]
     for tab in out["tables"]:
         assert all(len(row) == len(tab["columns"]) for row in tab["rows"]) and tab["rows"]
     if part == "training":
@@ -102,7 +100,7 @@ def test_report_and_cli(tiny, tmp_path, capsys):
     argv = ["bench", "--quick", "--parts", "cells", "--rounds", "1", "--out", str(stem), "--json"]
     argv += ["--corpus", str(tiny.corpus), "--notes", str(tiny.notes_script)]
     assert main(argv) == 0
-    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    printed = last_json(capsys.readouterr().out)
     saved = json.loads((tmp_path / "out" / "speed.json").read_text(encoding="utf-8"))
     assert printed == saved and saved["command"].startswith("rnnlab bench --quick")
     page = (tmp_path / "out" / "speed.md").read_text(encoding="utf-8")

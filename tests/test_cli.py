@@ -5,49 +5,16 @@ import subprocess
 import sys
 
 import pytest
+from conftest import last_json, tiny_run_argv
 
 from rnnlab.cli import main
 
-LYRICS = "分开 不分开 我不能再想 我不要再想 我不 我不 我不能\n爱情来的太快就像龙卷风\n" * 30
-
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, corpus_file):
     root = tmp_path_factory.mktemp("cli")
-    corpus = root / "lyrics.txt"
-    corpus.write_text(LYRICS, encoding="utf-8")
-    flags = [
-        "train",
-        str(corpus),
-        "--out",
-        str(root / "run"),
-        "--hidden-size",
-        "32",
-        "--num-layers",
-        "1",
-        "--batch-size",
-        "4",
-        "--num-steps",
-        "16",
-        "--max-steps",
-        "40",
-        "--eval-every",
-        "20",
-        "--max-time",
-        "none",
-        "--prefix",
-        "分开",
-        "--quiet",
-        "--preset",
-        "default",
-        "--json",
-    ]
-    assert main(flags) == 0
+    assert main(tiny_run_argv(corpus_file, root / "run", hidden_size=32, prefix="分开", json=True)) == 0
     return root
-
-
-def last_json(capsys) -> dict:
-    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
 def test_train_summary_and_run_directory(trained, capsys):
@@ -58,34 +25,9 @@ def test_train_summary_and_run_directory(trained, capsys):
     assert config["command"].startswith("rnnlab train") and config["config"]["model"]["hidden_size"] == 32
 
 
-def test_train_json_keys(tmp_path, capsys):
-    corpus = tmp_path / "c.txt"
-    corpus.write_text(LYRICS, encoding="utf-8")
-    assert (
-        main(
-            [
-                "train",
-                str(corpus),
-                "--out",
-                str(tmp_path / "r"),
-                "--hidden-size",
-                "8",
-                "--num-layers",
-                "1",
-                "--max-steps",
-                "3",
-                "--batch-size",
-                "2",
-                "--num-steps",
-                "8",
-                "--quiet",
-                "--preset",
-                "default",
-                "--json",
-            ]
-        )
-        == 0
-    )
+def test_train_json_keys(tmp_path, corpus_file, capsys):
+    argv = tiny_run_argv(corpus_file, tmp_path / "r", batch_size=2, num_steps=8, max_steps=3, json=True)
+    assert main(argv) == 0
     out = capsys.readouterr().out.strip().splitlines()
     summary = json.loads(out[-1])
     for key in (
@@ -120,13 +62,13 @@ def test_generate_is_repeatable_and_streams_the_prefix(trained, capsys):
 def test_evaluate(trained, capsys):
     run = str(trained / "run")
     assert main(["evaluate", run, "--json"]) == 0
-    result = last_json(capsys)
+    result = last_json(capsys.readouterr().out)
     assert result["data"] == "test split" and result["chars"] > 0 and result["ppl"] > 1
-    other = trained / "other.txt"
-    other.write_text("我不能再想 unseen ✓", encoding="utf-8")
+    other, text = trained / "other.txt", "我不能再想 жщэюя ✓"  # Cyrillic and the tick: not in the corpus
+    other.write_text(text, encoding="utf-8")
     assert main(["evaluate", run, "--data", str(other), "--json"]) == 0
-    result = last_json(capsys)
-    assert result["oov_rate"] > 0.3 and result["chars"] == len("我不能再想 unseen ✓") - 1
+    result = last_json(capsys.readouterr().out)
+    assert result["oov_rate"] > 0.3 and result["chars"] == len(text) - 1
 
 
 @pytest.mark.parametrize(
@@ -137,7 +79,7 @@ def test_evaluate(trained, capsys):
         (["train", "--hidden-size", "0"], "--hidden-size must be >= 1"),
         (["train", "--bidirectional"], "bidirectional"),
         (["generate", "nowhere"], "run directory nowhere does not exist"),
-        (["generate", "{run}", "--prefix", "xyz"], "not in the training vocabulary"),
+        (["generate", "{run}", "--prefix", "жщэ"], "not in the training vocabulary"),
         (["generate", "{run}", "--top-k", "100000"], "larger than the vocabulary"),
         (["generate", "{run}", "--temperature", "-1"], "--temperature"),
         (["train", "--out", "{run}"], "already exists"),
@@ -151,32 +93,13 @@ def test_errors_are_one_line_exit_2(trained, capsys, argv, message):
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_toml_config_and_flags_win(tmp_path, capsys):
-    corpus = tmp_path / "c.txt"
-    corpus.write_text(LYRICS, encoding="utf-8")
+def test_toml_config_and_flags_win(tmp_path, corpus_file, capsys):
     cfg = tmp_path / "run.toml"
     cfg.write_text(
         'hidden-size = 12\nnum_layers = 1\nmax-steps = 2\nbatch-size = 2\nnum-steps = 8\ncell = "gru"\n'
     )
-    assert (
-        main(
-            [
-                "train",
-                str(corpus),
-                "--config",
-                str(cfg),
-                "--cell",
-                "rnn",
-                "--out",
-                str(tmp_path / "r"),
-                "--quiet",
-                "--preset",
-                "default",
-                "--json",
-            ]
-        )
-        == 0
-    )
+    argv = ["train", str(corpus_file), "--config", str(cfg), "--cell", "rnn", "--out", str(tmp_path / "r")]
+    assert main([*argv, "--quiet", "--preset", "default", "--json"]) == 0
     saved = json.loads((tmp_path / "r" / "config.json").read_text())["config"]["model"]
     assert saved["hidden_size"] == 12 and saved["cell"] == "rnn"
     cfg.write_text("hidden-size = 'big'\n")
@@ -194,28 +117,13 @@ def test_python_dash_m_and_help():
         assert group in out.stdout
 
 
-def test_auto_preset_by_corpus_size_and_flags_win(tmp_path, capsys):
-    corpus = tmp_path / "small.txt"
-    corpus.write_text(LYRICS, encoding="utf-8")
-    flags = [
-        "train",
-        str(corpus),
-        "--hidden-size",
-        "8",
-        "--max-steps",
-        "2",
-        "--batch-size",
-        "2",
-        "--num-steps",
-        "8",
-    ]
-    assert (
-        main([*flags, "--out", str(tmp_path / "a"), "--dropout", "0.1", "--no-adaptive-eval", "--quiet"]) == 0
-    )
+def test_auto_preset_by_corpus_size_and_flags_win(tmp_path, corpus_file, capsys):
+    auto = tiny_run_argv(corpus_file, tmp_path / "a", "--dropout", "0.1", "--no-adaptive-eval", preset="auto")
+    assert main(auto) == 0
     saved = json.loads((tmp_path / "a" / "config.json").read_text())["config"]
     assert saved["run"]["preset"] == "small-corpus"  # auto: a few kB of text
     assert saved["model"]["weight_drop"] == 0.6 and saved["optim"]["optimizer"] == "adamw"  # from the preset
     assert saved["model"]["dropout"] == 0.1 and saved["run"]["adaptive_eval"] is False  # flags win
-    assert main([*flags, "--out", str(tmp_path / "b"), "--preset", "default", "--quiet"]) == 0
+    assert main(tiny_run_argv(corpus_file, tmp_path / "b", preset="default")) == 0
     saved = json.loads((tmp_path / "b" / "config.json").read_text())["config"]
     assert saved["run"]["preset"] == "default" and saved["model"]["weight_drop"] == 0.0

@@ -1,74 +1,48 @@
 """`rnnlab baseline` and `rnnlab diagnose` on a tiny run; remedies name real flags."""
 
-import json
 import re
 
 import pytest
+from conftest import last_json, metric_records, tiny_run_argv
 
 from rnnlab.cli import build_parser, main
 from rnnlab.diagnose.fit import REMEDIES
 
-TEXT = "分开 不分开 我不能再想 我不要再想 我不 我不 我不能\n爱情来的太快就像龙卷风\n" * 40
-
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("diag")
-    (root / "c.txt").write_text(TEXT, encoding="utf-8")
-    flags = [
-        "train",
-        str(root / "c.txt"),
-        "--out",
-        str(root / "run"),
-        "--hidden-size",
-        "32",
-        "--batch-size",
-        "4",
-        "--num-steps",
-        "16",
-        "--max-steps",
-        "60",
-        "--eval-every",
-        "10",
-        "--max-time",
-        "none",
-        "--quiet",
-        "--preset",
-        "default",
-        "--monitor-every",
-        "10",
-    ]
-    assert main(flags) == 0
-    return root
+def run(tmp_path_factory, corpus_file):
+    run = tmp_path_factory.mktemp("diag") / "run"
+    # Gradient readings every 10 of 60 steps, over windows of 16 steps: what the tests below count.
+    argv = tiny_run_argv(corpus_file, run, num_steps=16, max_steps=60, eval_every=10, monitor_every=10)
+    assert main(argv) == 0
+    return run
 
 
-def test_baseline_json(run, capsys):
-    assert main(["baseline", str(run / "c.txt"), "--json"]) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+def test_baseline_json(corpus_file, capsys):
+    assert main(["baseline", str(corpus_file), "--json"]) == 0
+    result = last_json(capsys.readouterr().out)
     assert {"val_ppl", "test_ppl", "order"} <= set(result)
     assert result["val_ppl"] == min(o["val_ppl"] for o in result["orders"])
     assert 1 <= result["order"] <= 7
 
 
-def test_every_run_scores_the_baseline_and_diagnose_reads_it(run, capsys):
-    records = [json.loads(line) for line in (run / "run" / "metrics.jsonl").read_text().splitlines()]
-    baseline = next(r for r in records if r["event"] == "baseline")
-    assert main(["baseline", str(run / "c.txt"), "--json"]) == 0
-    standalone = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+def test_every_run_scores_the_baseline_and_diagnose_reads_it(run, corpus_file, capsys):
+    (baseline,) = metric_records(run, "baseline")
+    assert main(["baseline", str(corpus_file), "--json"]) == 0
+    standalone = last_json(capsys.readouterr().out)
     assert baseline["val_ppl"] == pytest.approx(standalone["val_ppl"], rel=1e-5)  # same split, same vocab
-    assert main(["diagnose", str(run / "run"), "--json"]) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(["diagnose", str(run), "--json"]) == 0
+    result = last_json(capsys.readouterr().out)
     assert result["fit"]["verdict"] in ("under-fitting", "over-fitting", "good fit", "still improving")
     assert result["fit"]["evidence"]["baseline_val_loss"] == pytest.approx(baseline["val_loss"])
     for name in ("learning_curves.png", "dldh_heatmap.png"):
-        png = run / "run" / name
+        png = run / name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert result["gradients"]["kind"] in ("vanishing", "exploding", "healthy")
 
 
 def test_gradient_readings_are_logged(run):
-    records = [json.loads(line) for line in (run / "run" / "metrics.jsonl").read_text().splitlines()]
-    grads = [r for r in records if r["event"] == "grad"]
+    grads = metric_records(run, "grad")
     assert [r["step"] for r in grads] == [10, 20, 30, 40, 50, 60]
     for r in grads:
         assert len(r["dldh"]) == 16 and r["norm_before"] > 0 and 0 <= r["clip_frac"] <= 1

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_run_argv
 
 from rnnlab.cli import main
 from rnnlab.data import Vocab
@@ -14,10 +15,8 @@ from rnnlab.rundir import RunDir
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
-TEXT = "the cat sat on the mat. the dog sat on the log!\n" * 40
-TINY = ["--hidden-size", "12", "--embedding-dim", "6", "--batch-size", "4", "--num-steps", "8",
-        "--max-steps", "3", "--max-time", "none", "--quiet", "--preset", "default", "--no-baseline",
-        "--monitor-every", "0", "--sample-length", "0"]  # fmt: skip
+# What is exported is all that matters: 3 steps, no baseline, no gradient readings, no samples.
+QUICK = {"max_steps": 3, "no_baseline": True, "monitor_every": 0, "sample_length": 0}
 MODELS = {
     "lstm-torch-embedding-2layers-wdrop": ["--cell", "lstm", "--num-layers", "2", "--weight-drop", "0.3"],
     "lstm-scratch-onehot": ["--cell", "lstm", "--impl", "scratch", "--encoder", "onehot"],
@@ -27,23 +26,16 @@ MODELS = {
 }
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    path = tmp_path_factory.mktemp("export") / "c.txt"
-    path.write_text(TEXT, encoding="utf-8")
-    return path
-
-
-def export_run(corpus, name: str, flags: list[str]):
-    run, onnx_file = corpus.parent / name, corpus.parent / f"{name}.onnx"
-    assert main(["train", str(corpus), "--out", str(run), *TINY, *flags]) == 0
+def export_run(corpus, root, name: str, flags: list[str]):
+    run, onnx_file = root / name, root / f"{name}.onnx"
+    assert main(tiny_run_argv(corpus, run, *flags, **QUICK)) == 0
     assert main(["export", str(run), "--onnx", str(onnx_file)]) == 0
     return RunDir.open(run), onnx_file
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_onnx_steps_match_pytorch(corpus, name, capsys):
-    run, onnx_file = export_run(corpus, name, MODELS[name])
+def test_onnx_steps_match_pytorch(corpus_file, tmp_path, name, capsys):
+    run, onnx_file = export_run(corpus_file, tmp_path, name, MODELS[name])
     model, _ = run.load_model()
     session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     state_names = [i.name for i in session.get_inputs()][1:]
@@ -67,8 +59,8 @@ def test_onnx_steps_match_pytorch(corpus, name, capsys):
             ids = out.logits[:, 0].argmax(-1)
 
 
-def test_vocabulary_travels_with_the_file(corpus, capsys):
-    run, onnx_file = export_run(corpus, "vocab-run", MODELS["rnn-torch-embedding"])
+def test_vocabulary_travels_with_the_file(corpus_file, tmp_path, capsys):
+    run, onnx_file = export_run(corpus_file, tmp_path, "vocab-run", MODELS["rnn-torch-embedding"])
     vocab = run.load_vocab()
     meta = {p.key: p.value for p in onnx.load(str(onnx_file)).metadata_props}
     assert Vocab.from_dict(json.loads(meta["rnnlab.vocab"])) == vocab
@@ -81,9 +73,9 @@ def test_vocabulary_travels_with_the_file(corpus, capsys):
     assert "already exists" in capsys.readouterr().err and onnx_file.read_bytes() == before
 
 
-def test_missing_extra_is_one_line_with_the_install_command(corpus, capsys, monkeypatch):
+def test_missing_extra_is_one_line_with_the_install_command(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
-    assert main(["export", str(corpus.parent / "nowhere"), "--onnx", str(corpus.parent / "x.onnx")]) == 2
+    assert main(["export", str(tmp_path / "nowhere"), "--onnx", str(tmp_path / "x.onnx")]) == 2
     err = capsys.readouterr().err
     assert 'pip install "rnnlab[onnx]"' in err and len(err.strip().splitlines()) == 1
-    assert not (corpus.parent / "x.onnx").exists()
+    assert not (tmp_path / "x.onnx").exists()

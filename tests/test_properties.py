@@ -3,6 +3,7 @@
 import itertools
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from rnnlab.data import (
     split_text,
 )
 from rnnlab.data.batches import fit_batch_shape
+from rnnlab.errors import RnnlabError
 
 # CJK, emoji, combining marks, \r\n, astral planes, controls: whatever a corpus may hold.
 UNICODE = st.lists(
@@ -56,8 +58,10 @@ def test_read_text_normalises_newlines_only(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("p") / "t.txt"
     path.write_bytes(text.encode("utf-8"))
     expected = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    if not expected.strip() or "\x00" in text[:65536]:
-        return  # refused with a clear error, tested elsewhere
+    if not expected.strip() or "\x00" in text:  # blank, or binary by its NUL byte: refused
+        with pytest.raises(RnnlabError, match=r"is empty|only whitespace|looks binary"):
+            read_text(path)
+        return
     assert read_text(path) == expected
 
 
@@ -72,6 +76,8 @@ def test_split_is_a_partition(n, train_frac, val_share):
     val_frac = (1 - train_frac) * val_share
     fractions = (train_frac, val_frac, 1 - train_frac - val_frac)
     if round(n * train_frac) == 0:
+        with pytest.raises(RnnlabError, match="train split is empty"):
+            split_text(text, fractions)
         return
     parts = split_text(text, fractions)
     assert "".join(parts) == text
@@ -83,7 +89,9 @@ def test_split_is_a_partition(n, train_frac, val_share):
 def test_random_batches_properties(n, batch_size, num_steps, seed):
     ids = np.arange(n, dtype=np.uint32)
     count = random_batch_count(n, batch_size, num_steps)
-    if count == 0:
+    if count == 0:  # too short for one batch: refused, never an empty epoch
+        with pytest.raises(RnnlabError, match="needs at least"):
+            next(random_batches(ids, batch_size, num_steps))
         return
     batches = list(random_batches(ids, batch_size, num_steps, generator=torch.Generator().manual_seed(seed)))
     assert len(batches) == count
@@ -98,16 +106,16 @@ def test_random_batches_properties(n, batch_size, num_steps, seed):
 @given(st.integers(2, 3000), st.integers(1, 16), st.integers(1, 40))
 def test_consecutive_batches_properties(n, batch_size, num_steps):
     ids = np.arange(n, dtype=np.uint32)
-    batches = (
-        list(consecutive_batches(ids, batch_size, num_steps))
-        if consecutive_batch_count(n, batch_size, num_steps)
-        else []
-    )
-    assert len(batches) == consecutive_batch_count(n, batch_size, num_steps)
+    count = consecutive_batch_count(n, batch_size, num_steps)
+    if count == 0:  # too short for one batch: refused, never an empty epoch
+        with pytest.raises(RnnlabError, match="needs at least"):
+            next(consecutive_batches(ids, batch_size, num_steps))
+        return
+    batches = list(consecutive_batches(ids, batch_size, num_steps))
+    assert len(batches) == count
     for (X0, Y0), (X1, _) in itertools.pairwise(batches):
         assert torch.equal(Y0, X0 + 1) and torch.equal(X1[:, 0], X0[:, -1] + 1)
-    if batches:
-        assert int(batches[-1][1].max()) < n
+    assert int(batches[-1][1].max()) < n
 
 
 @FAST
@@ -118,7 +126,7 @@ def test_fit_batch_shape_always_fits(n, batch_size, num_steps, sampling):
     count = random_batch_count if sampling == "random" else consecutive_batch_count
     try:
         B, T = fit_batch_shape(n, batch_size, num_steps, sampling)
-    except Exception:
+    except RnnlabError:  # documented: not even one window of one step fits
         assert count(n, 1, 1) == 0
         return
     assert count(n, B, T) >= 1 and batch_size >= B and num_steps >= T

@@ -1,7 +1,6 @@
 """`rnnlab report`: a self-contained page (no fetches, pictures inline) that headless Chromium renders."""
 
 import base64
-import json
 import os
 import re
 import subprocess
@@ -10,26 +9,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import last_json, metric_records, tiny_run_argv
 
 from rnnlab.cli import main
 from rnnlab.report.build import TEMPERATURES
 
-TEXT = "分开 不分开 我不能再想 我不要再想 我不 我不 我不能\n爱情来的太快就像龙卷风\n" * 40
-TINY = ["--hidden-size", "32", "--batch-size", "4", "--num-steps", "16", "--eval-every", "10",
-        "--max-time", "none", "--quiet", "--preset", "default"]  # fmt: skip
 SECTIONS = ("summary", "learning-curves", "fit", "heatmap", "gradients", "samples", "config")
 CHROMIUM = Path("/usr/bin/chromium")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, corpus_file):
     """Two tiny runs: one with the gradient monitor on, one with it off."""
     root = tmp_path_factory.mktemp("report")
-    (root / "c.txt").write_text(TEXT, encoding="utf-8")
-    train = ["train", str(root / "c.txt"), *TINY]
-    assert main([*train, "--out", str(root / "run"), "--max-steps", "40", "--monitor-every", "10"]) == 0
-    assert main([*train, "--out", str(root / "quiet"), "--max-steps", "10", "--monitor-every", "0"]) == 0
+    monitored = tiny_run_argv(corpus_file, root / "run", hidden_size=32, max_steps=40, monitor_every=10)
+    assert main(monitored) == 0  # hidden 32: the page's config table must show it
+    assert main(tiny_run_argv(corpus_file, root / "quiet", max_steps=10, monitor_every=0)) == 0
     return root
 
 
@@ -72,9 +68,8 @@ def test_page_is_self_contained(page):
 def test_page_has_every_section_and_the_runs_numbers(runs, page):
     text = page.read_text(encoding="utf-8")
     assert set(SECTIONS) <= Tags(text).ids()
-    records = [json.loads(line) for line in (runs / "run" / "metrics.jsonl").read_text().splitlines()]
-    test = next(r for r in records if r["event"] == "test")
-    baseline = next(r for r in records if r["event"] == "baseline")
+    (test,) = metric_records(runs / "run", "test")
+    (baseline,) = metric_records(runs / "run", "baseline")
     assert f"ppl {test['ppl']:.2f}" in text and f"val ppl {baseline['val_ppl']:.2f}" in text
     assert f"({baseline['val_loss']:.4f} nats)" in text  # the baseline line under the curves
     for label, _ in TEMPERATURES:
@@ -96,7 +91,7 @@ def test_run_without_monitor_says_so(runs, tmp_path):
 def test_existing_report_is_regenerated(page, capsys):
     page.write_text("stale", encoding="utf-8")
     assert main(["report", str(page.parent), "--length", "10", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {"report": str(page)}
+    assert last_json(capsys.readouterr().out) == {"report": str(page)}
     assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
 
 

@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+from conftest import last_json, metric_records, tiny_run_argv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -95,27 +96,14 @@ def test_generated_words_stream_joined_like_detokenize():
     assert not after_space.startswith(" ")
 
 
-TINY = ["--hidden-size", "16", "--embedding-dim", "8", "--batch-size", "4", "--num-steps", "8",
-        "--eval-every", "5", "--max-time", "none", "--quiet", "--preset", "default", "--sample-length", "5",
-        "--monitor-every", "0"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def word_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("words")
-    (root / "c.txt").write_text(PROSE * 20, encoding="utf-8")
-    argv = ["train", str(root / "c.txt"), "--tokens", "word", "--out", str(root / "run"), *TINY]
-    return root, argv
-
-
-def test_word_run_train_generate_evaluate_resume_baseline(word_run, capsys):
-    root, argv = word_run
-    run = root / "run"
-    assert main([*argv, "--max-steps", "5"]) == 0
+def test_word_run_train_generate_evaluate_resume_baseline(tmp_path, capsys):
+    corpus, run = tmp_path / "c.txt", tmp_path / "run"
+    corpus.write_text(PROSE * 20, encoding="utf-8")
+    assert main(tiny_run_argv(corpus, run, tokens="word", max_steps=5)) == 0
     human = capsys.readouterr().out.strip().splitlines()[-1]
     assert "per word" in human and "bpc" not in human and "words/s" in human
     assert json.loads((run / "config.json").read_text())["config"]["data"]["tokens"] == "word"
-    start = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    (start,) = metric_records(run, "start")
     words = len(tokenize_words(PROSE * 20))
     assert start["unit"] == "word" and sum(start["chars"].values()) == words
 
@@ -124,20 +112,22 @@ def test_word_run_train_generate_evaluate_resume_baseline(word_run, capsys):
     assert out.startswith("The cat") and len(tokenize_words(out)) == 2 + 12
 
     assert main(["evaluate", str(run), "--json"]) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    result = last_json(capsys.readouterr().out)
     assert result["unit"] == "word" and result["bpc"] is None
     assert result["chars"] == start["chars"]["test"] - 1  # every test word but the first is scored
     assert math.isclose(result["ppl"], math.exp(result["loss"]), rel_tol=1e-6)
 
     assert main(["train", "--resume", str(run), "--max-steps", "10", "--json"]) == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    summary = last_json(capsys.readouterr().out)
     assert summary["steps"] == 10 and summary["unit"] == "word" and summary["best_val_bpc"] is None
     assert summary["best_val_ppl"] == pytest.approx(math.exp(summary["best_val_loss"]))
 
-    assert main(["baseline", str(root / "c.txt"), "--tokens", "word", "--max-order", "3", "--json"]) == 0
-    baseline = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(["baseline", str(corpus), "--tokens", "word", "--max-order", "3", "--json"]) == 0
+    baseline = last_json(capsys.readouterr().out)
     assert baseline["vocab_size"] == start["vocab_size"]  # the same token ids as the run's
 
 
-def test_word_flag_is_checked():
+def test_word_flag_is_checked(capsys):
     assert main(["train", "--tokens", "bpe"]) == 2
+    err = capsys.readouterr().err
+    assert "--tokens: invalid choice: 'bpe'" in err and "word" in err and len(err.strip().splitlines()) == 1
