@@ -9,44 +9,41 @@ import sys
 import pytest
 import torch
 import torch.distributed as dist
+from conftest import last_json, metric_records, tiny_run_argv
 
 from rnnlab.cli import main
 from rnnlab.errors import RnnlabError
 from rnnlab.rundir import RunDir
-from rnnlab.train import read_metrics
 from rnnlab.train.distributed import OneProcess, Torchrun, processes, rank_seed, row_slice
 
-SENTENCES = ["the quick brown fox jumps over the lazy dog. ", "分开 不分开 我不能再想 ", "a stitch in time; "]
 # Dropout stays off (--preset default): then no random draw depends on how the batch is split, and the
 # two-process run must match the one-process run up to the order of floating-point sums. A small
 # --clip-norm clips every step, so the test also fails if a process clipped by its own gradient's norm.
-FLAGS = [
-    "--hidden-size", "24", "--embedding-dim", "8", "--batch-size", "8", "--num-steps", "12",
-    "--eval-every", "5", "--max-time", "none", "--sample-length", "10", "--clip-norm", "0.1",
-    "--monitor-every", "5", "--quiet", "--json", "--preset", "default",
-]  # fmt: skip
+# Batches of 8 x 8 end no epoch before step 31: validations and gradient readings at 5, 10, 15, 20 only.
+# The plateau schedule: the one-process run has its 20 steps from the start, the torchrun one 10 and then
+# 10 more, and the deadline schedule plans the learning rate for the budget it is given.
+SETTINGS = {
+    "schedule": "plateau",
+    "batch_size": 8,
+    "num_steps": 8,
+    "eval_every": 5,
+    "monitor_every": 5,
+    "clip_norm": 0.1,
+    "json": True,
+}
 
 
-@pytest.fixture(scope="module")
-def corpus_file(tmp_path_factory):
-    g = torch.Generator().manual_seed(0)
-    picks = torch.randint(len(SENTENCES), (400,), generator=g).tolist()
-    path = tmp_path_factory.mktemp("data") / "corpus.txt"
-    path.write_text("".join(SENTENCES[i] for i in picks), encoding="utf-8")
-    return path
-
-
-def torchrun(*args):
-    """``python -m torch.distributed.run --nproc_per_node 2 -m rnnlab train ARGS`` on the CPU (gloo)."""
+def torchrun(argv):
+    """``python -m torch.distributed.run --nproc_per_node 2 -m rnnlab ARGV`` on the CPU (gloo)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run([*cmd, "-m", "rnnlab", "train", *args], capture_output=True, text=True, env=env)
+    done = subprocess.run([*cmd, "-m", "rnnlab", *argv], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
 
 def readings(run_dir, event, key):
-    return {r["step"]: r[key] for r in read_metrics(run_dir / "metrics.jsonl") if r["event"] == event}
+    return {r["step"]: r[key] for r in metric_records(run_dir, event)}
 
 
 def json_lines(text):
@@ -85,8 +82,8 @@ def test_torchrun_is_detected_from_its_environment(monkeypatch):
 def test_a_batch_that_does_not_split_is_refused_in_one_line(tmp_path, corpus_file, monkeypatch, capsys):
     for name, value in (("WORLD_SIZE", "2"), ("RANK", "0"), ("LOCAL_RANK", "0")):
         monkeypatch.setenv(name, value)
-    flags = [*FLAGS, "--batch-size", "5", "--max-steps", "2"]  # the last --batch-size wins
-    assert main(["train", str(corpus_file), "--out", str(tmp_path / "r"), *flags]) == 2
+    argv = tiny_run_argv(corpus_file, tmp_path / "r", **{**SETTINGS, "batch_size": 5, "max_steps": 2})
+    assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--batch-size 5 is the global batch" in err
     assert not (tmp_path / "r").exists()
@@ -115,14 +112,14 @@ def test_the_collectives_in_a_group_of_one():
 
 def test_two_processes_train_as_one_write_once_and_resume(tmp_path, corpus_file, capsys):
     one, two = tmp_path / "one", tmp_path / "two"
-    assert main(["train", str(corpus_file), "--out", str(one), *FLAGS, "--max-steps", "20"]) == 0
+    assert main(tiny_run_argv(corpus_file, one, **SETTINGS, max_steps=20)) == 0
     capsys.readouterr()
-    first = torchrun(str(corpus_file), "--out", str(two), *FLAGS, "--max-steps", "10")
+    first = torchrun(tiny_run_argv(corpus_file, two, **SETTINGS, max_steps=10))
     # Only rank 0 wrote: one summary, one line per validation, one log with one "start".
     assert len(json_lines(first.stdout)) == 1 and first.stderr.count("step     10") == 1
-    events = [r["event"] for r in read_metrics(two / "metrics.jsonl")]
+    events = [r["event"] for r in metric_records(two)]
     assert events.count("start") == 1 and events.count("val") == 2
-    resumed = torchrun("--resume", str(two), "--max-steps", "20", "--quiet", "--json")
+    resumed = torchrun(["train", "--resume", str(two), "--max-steps", "20", "--quiet", "--json"])
     assert json.loads(json_lines(resumed.stdout)[-1])["steps"] == 20
 
     # Same global batch, same seed: the same run, up to the order of floating-point sums.
@@ -131,9 +128,9 @@ def test_two_processes_train_as_one_write_once_and_resume(tmp_path, corpus_file,
         assert list(a) == list(b) == [5, 10, 15, 20], event
         worst = max(abs(a[s] - b[s]) / abs(a[s]) for s in a)
         assert worst < 1e-4, (event, a, b)
-    assert all(r["clip_frac"] == 1.0 for r in read_metrics(two / "metrics.jsonl") if r["event"] == "grad")
+    assert all(r["clip_frac"] == 1.0 for r in metric_records(two, "grad"))
 
     # The checkpoint holds the plain model (no DDP "module." prefix): one process continues the run.
     RunDir(two).load_model()
     assert main(["train", "--resume", str(two), "--max-steps", "25", "--quiet", "--json"]) == 0
-    assert json.loads(json_lines(capsys.readouterr().out)[-1])["steps"] == 25
+    assert last_json(capsys.readouterr().out)["steps"] == 25

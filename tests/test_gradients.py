@@ -239,3 +239,33 @@ def test_remedies_name_flags_of_rnnlab_train():
     for remedy in remedies:
         for flag in re.findall(r"--[a-z0-9-]+", remedy.flags):
             assert flag in known, f"{remedy.action}: {flag} is not a flag of rnnlab train"
+
+
+def test_a_fading_gradient_is_named_only_where_it_hurts():
+    decaying = [10.0 ** (t - 9) for t in range(10)]  # reach 4: fades 1000-fold within 4 of 10 steps
+    learning = gradient_verdict(synthetic(decaying, [1.0] * 6), cell="lstm", learning=True)
+    assert learning.kind == "healthy" and not learning.remedies
+    assert "no harm seen" in learning.notes[0] and "1.00e-09" in learning.notes[0]
+    assert "note: " in learning.render_text()
+    assert gradient_verdict(synthetic(decaying, [1.0] * 6), learning=False).kind == "vanishing"
+    steep = [10.0 ** (3 * (t - 9)) for t in range(10)]  # dies within 2 steps: it starves any model
+    assert gradient_verdict(synthetic(steep, [1.0] * 6), learning=True).kind == "vanishing"
+    layers = synthetic([1.0] * 10, [1.0] * 6, extra={"grad_norm/rnn.l0": 1e-6, "grad_norm/rnn.l2": 1.0})
+    assert gradient_verdict(layers, learning=True).kind == "vanishing"  # a first layer that learns nothing
+
+
+def test_diagnose_calls_a_learning_model_healthy_and_a_stuck_one_vanishing():
+    from rnnlab.diagnose.run import diagnose
+
+    decaying = [10.0 ** (t - 9) for t in range(10)]
+    grads = [r for r in synthetic(decaying, [1.0] * 6) if r["event"] == "grad"]
+
+    def curves(val):
+        return [{"event": "val", "step": 10 * i, "loss": v} for i, v in enumerate(val, 1)] + [
+            {"event": "train", "step": 10 * i, "loss": v + 0.1} for i, v in enumerate(val, 1)
+        ]
+
+    falling = diagnose(grads + curves([3.0, 2.5, 2.2, 2.0, 1.9]), cell="lstm")
+    assert falling.fit.verdict == "still improving" and falling.gradients.kind == "healthy"
+    stuck = diagnose(grads + curves([3.0, 3.0, 3.0, 3.0, 3.0]) + [{"event": "baseline", "val_loss": 2.0}])
+    assert stuck.fit.verdict == "under-fitting" and stuck.gradients.kind == "vanishing"

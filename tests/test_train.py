@@ -2,67 +2,19 @@
 
 import json
 import math
+from functools import partial
 
 import pytest
 import torch
+from conftest import last_json, metric_records, metrics_without_timing, tiny_run_argv
 
 from rnnlab.cli import main
-from rnnlab.train import Trainer, load_checkpoint, read_metrics
+from rnnlab.train import Trainer, load_checkpoint
 from rnnlab.train.loop import INTERRUPTED
 
-TIMING = {"chars_per_s", "train_time", "seconds"}
-SENTENCES = [
-    "the quick brown fox jumps over the lazy dog. ",
-    "分开 不分开 我不能再想 我不要再想 ",
-    "a stitch in time saves nine; ",
-    "rnnlab trains recurrent models. ",
-]
-
-
-@pytest.fixture(scope="module")
-def corpus_file(tmp_path_factory):
-    g = torch.Generator().manual_seed(0)
-    picks = torch.randint(len(SENTENCES), (400,), generator=g).tolist()
-    path = tmp_path_factory.mktemp("data") / "corpus.txt"
-    path.write_text("".join(SENTENCES[i] for i in picks), encoding="utf-8")
-    return path
-
-
-def tiny_flags(corpus_file, out, *extra):
-    return [
-        "train",
-        str(corpus_file),
-        "--out",
-        str(out),
-        "--hidden-size",
-        "24",
-        "--num-layers",
-        "2",
-        "--embedding-dim",
-        "8",
-        "--batch-size",
-        "4",
-        "--num-steps",
-        "12",
-        "--eval-every",
-        "5",
-        "--max-steps",
-        "30",
-        "--max-time",
-        "none",
-        "--sample-length",
-        "10",
-        "--quiet",
-        "--preset",
-        "default",
-        "--json",
-        *extra,
-    ]
-
-
-def values(run_dir):
-    """Every metric the run logged, minus wall-clock readings."""
-    return [{k: v for k, v in r.items() if k not in TIMING} for r in read_metrics(run_dir / "metrics.jsonl")]
+# This file's runs: two layers, so the resume tests also cover dropout between layers and weight drop
+# on both; 8 x 12 batches cross an epoch boundary at step 21 of 30 (see conftest.NUM_SENTENCES).
+train_argv = partial(tiny_run_argv, hidden_size=24, num_layers=2, num_steps=12, max_steps=30, json=True)
 
 
 def interrupt_at(monkeypatch, step):
@@ -79,10 +31,10 @@ def interrupt_at(monkeypatch, step):
 
 def test_same_seed_same_run_bit_for_bit(tmp_path, corpus_file, capsys):
     for name in ("a", "b"):
-        assert main(tiny_flags(corpus_file, tmp_path / name, "--dropout", "0.2")) == 0
-    assert values(tmp_path / "a") == values(tmp_path / "b")
-    assert main(tiny_flags(corpus_file, tmp_path / "c", "--dropout", "0.2", "--seed", "1")) == 0
-    assert values(tmp_path / "a") != values(tmp_path / "c")
+        assert main(train_argv(corpus_file, tmp_path / name, "--dropout", "0.2")) == 0
+    assert metrics_without_timing(tmp_path / "a") == metrics_without_timing(tmp_path / "b")
+    assert main(train_argv(corpus_file, tmp_path / "c", "--dropout", "0.2", "--seed", "1")) == 0
+    assert metrics_without_timing(tmp_path / "a") != metrics_without_timing(tmp_path / "c")
 
 
 @pytest.mark.parametrize(
@@ -92,17 +44,18 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(
     tmp_path, corpus_file, monkeypatch, capsys, sampling, stop_at
 ):
     # Dropout consumes the global RNG and consecutive sampling carries the state: both must resume.
-    # 120 train chars per epoch row... the tiny corpus has several epochs in 30 steps, so epoch
-    # boundaries are crossed too.
+    # Batches of 8 x 12 end an epoch at step 21, so the cut falls before (7, 13) or after (25, 30) an
+    # epoch boundary.
     flags = ["--sampling", sampling, "--dropout", "0.3", "--batch-size", "8", "--eval-every", "4"]
-    assert main(tiny_flags(corpus_file, tmp_path / "whole", *flags)) == 0
+    assert main(train_argv(corpus_file, tmp_path / "whole", *flags)) == 0
+    assert load_checkpoint(tmp_path / "whole")["loop"]["epoch"] == 1  # one epoch boundary crossed
     with monkeypatch.context() as m:
         interrupt_at(m, stop_at)
-        assert main(tiny_flags(corpus_file, tmp_path / "cut", *flags)) == 130
+        assert main(train_argv(corpus_file, tmp_path / "cut", *flags)) == 130
     assert "--resume" in capsys.readouterr().out
     assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet", "--json"]) == 0
-    assert values(tmp_path / "cut") == values(tmp_path / "whole")
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert metrics_without_timing(tmp_path / "cut") == metrics_without_timing(tmp_path / "whole")
+    summary = last_json(capsys.readouterr().out)
     assert summary["steps"] == 30 and summary["test_loss"] is not None
 
 
@@ -112,7 +65,7 @@ def test_resume_from_an_epoch_boundary_redraws_the_next_epoch_not_the_first(
     """A checkpoint taken by the end-of-epoch validation (batch 0 of the next epoch) must resume with
     the random sampler's generator where the finished epoch left it, not where the run began."""
     flags = ["--sampling", "random", "--batch-size", "64", "--eval-every", "1000", "--max-steps", "40"]
-    assert main(tiny_flags(corpus_file, tmp_path / "whole", *flags)) == 0
+    assert main(train_argv(corpus_file, tmp_path / "whole", *flags)) == 0
     original = Trainer._validate
 
     def stop_after_the_first_epoch(self):
@@ -122,15 +75,15 @@ def test_resume_from_an_epoch_boundary_redraws_the_next_epoch_not_the_first(
 
     with monkeypatch.context() as m:
         m.setattr(Trainer, "_validate", stop_after_the_first_epoch)
-        assert main(tiny_flags(corpus_file, tmp_path / "cut", *flags)) == 130
+        assert main(train_argv(corpus_file, tmp_path / "cut", *flags)) == 130
     cut = load_checkpoint(tmp_path / "cut")["loop"]
     assert (cut["epoch"], cut["batch"]) == (1, 0) and 0 < cut["step"] < 40  # stopped on the boundary
     assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet", "--json"]) == 0
-    assert values(tmp_path / "cut") == values(tmp_path / "whole")
+    assert metrics_without_timing(tmp_path / "cut") == metrics_without_timing(tmp_path / "whole")
 
 
 def test_resume_refuses_changed_settings_and_finished_runs(tmp_path, corpus_file, capsys):
-    assert main(tiny_flags(corpus_file, tmp_path / "r")) == 0
+    assert main(train_argv(corpus_file, tmp_path / "r")) == 0
     assert main(["train", "--resume", str(tmp_path / "r"), "--hidden-size", "8"]) == 2
     assert "cannot change --hidden-size" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path / "r")]) == 2
@@ -141,48 +94,25 @@ def test_resume_refuses_changed_settings_and_finished_runs(tmp_path, corpus_file
 def test_early_stopping_and_best_checkpoint(tmp_path, corpus_file, capsys):
     # A huge learning rate makes validation worse and worse: patience 2 stops the run early.
     assert (
-        main(tiny_flags(corpus_file, tmp_path / "e", "--lr", "5", "--patience", "2", "--max-steps", "200"))
+        main(train_argv(corpus_file, tmp_path / "e", "--lr", "5", "--patience", "2", "--max-steps", "200"))
         == 0
     )
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    summary = last_json(capsys.readouterr().out)
     assert summary["stop_reason"] == "early stopping" and summary["steps"] < 200
-    vals = [r for r in read_metrics(tmp_path / "e" / "metrics.jsonl") if r["event"] == "val"]
+    vals = metric_records(tmp_path / "e", "val")
     assert summary["best_val_loss"] == pytest.approx(min(r["loss"] for r in vals), abs=1e-5)
 
 
 def test_tiny_model_overfits_one_sentence(tmp_path, capsys):
     path = tmp_path / "one.txt"
     path.write_text("分开 不分开 我不能再想 我不要再想\n" * 40, encoding="utf-8")
-    flags = [
-        "train",
-        str(path),
-        "--out",
-        str(tmp_path / "o"),
-        "--hidden-size",
-        "64",
-        "--num-layers",
-        "1",
-        "--batch-size",
-        "8",
-        "--num-steps",
-        "16",
-        "--lr",
-        "0.01",
-        "--max-steps",
-        "50",
-        "--eval-every",
-        "25",
-        "--max-time",
-        "none",
-        "--split",
-        "0.8,0.2,0",
-        "--quiet",
-        "--preset",
-        "default",
-        "--json",
-    ]
+    # The loss bound below needs this model and these steps.
+    flags = tiny_run_argv(
+        path, tmp_path / "o", hidden_size=64, embedding_dim=128, batch_size=8, num_steps=16, lr=0.01,
+        max_steps=50, eval_every=25, split="0.8,0.2,0", json=True,
+    )  # fmt: skip
     assert main(flags) == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    summary = last_json(capsys.readouterr().out)
     assert summary["best_val_loss"] < 0.3  # from ln(10) = 2.3 at the start
 
 
@@ -198,9 +128,9 @@ def test_disk_full_while_saving_keeps_training(tmp_path, corpus_file, monkeypatc
         real_save_file(tensors, path, metadata=metadata)
 
     monkeypatch.setattr(rnnlab.io, "save_file", full_disk_after_two)
-    assert main(tiny_flags(corpus_file, tmp_path / "full")) == 0
+    assert main(train_argv(corpus_file, tmp_path / "full")) == 0
     assert "No space left on device" in capsys.readouterr().err
-    events = [r["event"] for r in read_metrics(tmp_path / "full" / "metrics.jsonl")]
+    events = [r["event"] for r in metric_records(tmp_path / "full")]
     assert "save_failed" in events and events[-1] == "end"
     monkeypatch.setattr(rnnlab.io, "save_file", real_save_file)
     load_checkpoint(tmp_path / "full")  # the last good checkpoint is intact
@@ -232,15 +162,15 @@ AWD = [
 def test_every_regulariser_trains_logs_its_term_and_resumes_exactly(
     tmp_path, corpus_file, monkeypatch, capsys
 ):
-    assert main(tiny_flags(corpus_file, tmp_path / "whole", *AWD)) == 0
-    train = [r for r in read_metrics(tmp_path / "whole" / "metrics.jsonl") if r["event"] == "train"]
+    assert main(train_argv(corpus_file, tmp_path / "whole", *AWD)) == 0
+    train = metric_records(tmp_path / "whole", "train")
     for term in ("l1", "l2", "elastic_net", "ar", "tar"):
         assert all(r[f"penalty_{term}"] > 0 for r in train), term
     with monkeypatch.context() as m:
         interrupt_at(m, 17)
-        assert main(tiny_flags(corpus_file, tmp_path / "cut", *AWD)) == 130
+        assert main(train_argv(corpus_file, tmp_path / "cut", *AWD)) == 130
     assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet"]) == 0
-    assert values(tmp_path / "cut") == values(tmp_path / "whole")
+    assert metrics_without_timing(tmp_path / "cut") == metrics_without_timing(tmp_path / "whole")
     assert main(["generate", str(tmp_path / "cut"), "--length", "5", "--seed", "0"]) == 0
 
 
@@ -256,10 +186,10 @@ def test_injected_nan_loss_is_skipped(tmp_path, corpus_file, monkeypatch, capsys
         return loss * float("nan") if calls["n"] == 7 else loss
 
     monkeypatch.setattr(step, "cross_entropy", nan_on_the_seventh)
-    assert main(tiny_flags(corpus_file, tmp_path / "nan")) == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(train_argv(corpus_file, tmp_path / "nan")) == 0
+    summary = last_json(capsys.readouterr().out)
     assert summary["skipped_steps"] == 1 and summary["rollbacks"] == 0
-    skips = [r for r in read_metrics(tmp_path / "nan" / "metrics.jsonl") if r["event"] == "skip"]
+    skips = metric_records(tmp_path / "nan", "skip")
     assert [r["step"] for r in skips] == [7] and "non-finite loss" in skips[0]["reason"]
 
 
@@ -275,31 +205,54 @@ def test_poisoned_weights_roll_back_and_are_never_saved(tmp_path, corpus_file, m
         original(self, X, Y)
 
     monkeypatch.setattr(Trainer, "_train_step", poison_at_13)
-    assert main(tiny_flags(corpus_file, tmp_path / "p")) == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(train_argv(corpus_file, tmp_path / "p")) == 0
+    summary = last_json(capsys.readouterr().out)
     assert summary["rollbacks"] == 1 and summary["skipped_steps"] == 3
-    events = [r["event"] for r in read_metrics(tmp_path / "p" / "metrics.jsonl")]
+    events = [r["event"] for r in metric_records(tmp_path / "p")]
     assert "save_skipped" in events and "rollback" in events  # the NaN model met a validation, unsaved
-    train = [r for r in read_metrics(tmp_path / "p" / "metrics.jsonl") if r["event"] == "train"]
+    train = metric_records(tmp_path / "p", "train")
     assert train[-1]["lr"] < train[0]["lr"]  # the rollback lowered the learning rate
     for f in (tmp_path / "p").glob("*.safetensors"):
         assert all(torch.isfinite(t).all() for t in load_file(f).values()), f.name
 
 
 def test_adaptive_evaluation_at_the_end(tmp_path, corpus_file, capsys):
-    assert main(tiny_flags(corpus_file, tmp_path / "a", "--adaptive-eval")) == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    event = next(r for r in read_metrics(tmp_path / "a" / "metrics.jsonl") if r["event"] == "adaptive")
+    assert main(train_argv(corpus_file, tmp_path / "a", "--adaptive-eval")) == 0
+    summary = last_json(capsys.readouterr().out)
+    event = metric_records(tmp_path / "a", "adaptive")[0]
     assert set(event["val"]) == {"model", "+dynamic", "+cache", "+ngram", "all"}
     assert event["val"]["all"] <= min(event["val"].values()) + 1e-9  # the grid includes every part alone
     assert summary["adaptive_val_ppl"] <= summary["best_val_ppl"] * 1.01
 
 
 def test_lr_factor_one_keeps_the_learning_rate_constant(tmp_path, corpus_file, capsys):
-    flags = tiny_flags(corpus_file, tmp_path / "c", "--lr-factor", "1", "--lr", "5", "--patience", "20")
-    assert main(flags) == 0
-    lrs = {r["lr"] for r in read_metrics(tmp_path / "c" / "metrics.jsonl") if r["event"] == "train"}
+    flags = ["--schedule", "plateau", "--lr-factor", "1", "--lr", "5", "--patience", "20"]
+    assert main(train_argv(corpus_file, tmp_path / "c", *flags)) == 0
+    lrs = {r["lr"] for r in metric_records(tmp_path / "c", "train")}
     assert lrs == {5.0}
+
+
+def test_deadline_schedule_warms_up_then_reaches_zero_with_the_budget(tmp_path, corpus_file, capsys):
+    flags = ["--lr", "0.01", "--warmup", "0.2", "--eval-every", "2", "--max-steps", "20"]
+    assert main(train_argv(corpus_file, tmp_path / "d", *flags)) == 0
+    # The lr a validation logs is the one the step before it used: step s ran at progress (s - 1) / 20.
+    lrs = {r["step"]: r["lr"] for r in metric_records(tmp_path / "d", "train")}
+    expected = {s: 0.01 * ((s - 1) / 20 / 0.2 if s - 1 < 4 else (1 - (s - 1) / 20) / 0.8) for s in lrs}
+    assert lrs == pytest.approx(expected, abs=1e-6)
+    assert (
+        json.loads((tmp_path / "d" / "config.json").read_text())["config"]["optim"]["schedule"] == "deadline"
+    )
+
+
+def test_a_larger_budget_on_resume_replans_the_schedule(tmp_path, corpus_file, capsys):
+    """The schedule is a function of the budget's share spent: resuming with twice the steps puts the
+    run at half way, where a run planned with 20 steps from the start would be."""
+    flags = ["--lr", "0.01", "--warmup", "0", "--eval-every", "5"]
+    assert main(train_argv(corpus_file, tmp_path / "r", *flags, "--max-steps", "10")) == 0
+    assert main(["train", "--resume", str(tmp_path / "r"), "--max-steps", "20", "--quiet"]) == 0
+    lrs = {r["step"]: r["lr"] for r in metric_records(tmp_path / "r", "train")}
+    assert lrs[10] == pytest.approx(0.01 * 1 / 10, abs=1e-6)  # step 10 ran at 9/10 of the first budget
+    assert lrs[15] == pytest.approx(0.01 * (1 - 14 / 20), abs=1e-6)  # ... step 15 at 14/20 of the new one
 
 
 @pytest.mark.parametrize("impl", ["torch", "scratch"])
@@ -307,7 +260,7 @@ def test_lr_factor_one_keeps_the_learning_rate_constant(tmp_path, corpus_file, c
 def test_bf16_trains_on_any_cpu(tmp_path, corpus_file, capsys, impl, cell):
     """Without AVX-512 bf16, oneDNN has no bf16 LSTM/GRU primitive: torch.nn must still run (oneDNN
     off inside the autocast) rather than crash with a RuntimeError."""
-    flags = tiny_flags(corpus_file, tmp_path / "r", "--precision", "bf16", "--impl", impl, "--cell", cell)
+    flags = train_argv(corpus_file, tmp_path / "r", "--precision", "bf16", "--impl", impl, "--cell", cell)
     assert main(flags) == 0
-    losses = [r["loss"] for r in read_metrics(tmp_path / "r" / "metrics.jsonl") if r["event"] == "val"]
+    losses = [r["loss"] for r in metric_records(tmp_path / "r", "val")]
     assert losses and all(math.isfinite(x) for x in losses)

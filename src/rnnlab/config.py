@@ -20,7 +20,8 @@ IMPLS = ("torch", "scratch")
 ENCODERS = ("embedding", "onehot")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SAMPLINGS = ("consecutive", "random")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 where the hardware computes it natively
+SCHEDULES = ("auto", "deadline", "plateau", "constant")  # rnnlab.train.schedule
 TOKENS = ("char", "word")  # what a token is: a character, or a word (rnnlab.data.words)
 
 
@@ -107,8 +108,12 @@ class OptimConfig:
     momentum: float = 0.9  # sgd only
     clip_norm: float | None = 1.0  # global-norm clipping (Pascanu et al. 2013); None turns it off
     clip_value: float | None = None
-    lr_factor: float = 0.5  # LR on plateau of validation loss
-    lr_patience: int = 2  # evaluations without improvement before the LR drops
+    # auto: decay to zero at the deadline when the run has a budget (measured: a 60 s run ends lower
+    # than with a constant or plateau-lowered rate), else lower on plateaus (rnnlab.train.schedule)
+    schedule: str = "auto"
+    warmup: float = 0.02  # share of the budget over which the deadline schedule warms up
+    lr_factor: float = 0.5  # plateau: multiply the LR by this when validation stalls
+    lr_patience: int = 2  # plateau: evaluations without improvement before the LR drops
 
     def __post_init__(self):
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -117,6 +122,10 @@ class OptimConfig:
         check_number("momentum", self.momentum, 0, 1)
         check_number("clip_norm", self.clip_norm, 0, low_open=True, allow_none=True)
         check_number("clip_value", self.clip_value, 0, low_open=True, allow_none=True)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_number("warmup", self.warmup, 0, 1)
+        if self.warmup >= 1:
+            raise RnnlabError(f"--warmup must be below 1 (a share of the budget); got {self.warmup}")
         check_number("lr_factor", self.lr_factor, 0, 1, low_open=True)
         check_number("lr_patience", self.lr_patience, 0)
 
@@ -152,7 +161,7 @@ class RunConfig:
     prefix: tuple[str, ...] = ()  # samples printed at each validation; empty: start anywhere
     sample_length: int = 200
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"  # resolved (rnnlab.device.resolve_precision) and recorded in config.json
     baseline: bool = True  # score the n-gram baseline on the same split at the start
     adaptive_eval: bool = False  # at the end: cache + dynamic evaluation + n-gram mixing, tuned on val
     monitor_every: int = 50  # gradient readings every N steps (0: off); ~2% of the steps' time

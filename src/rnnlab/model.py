@@ -159,7 +159,7 @@ class LanguageModel(nn.Module):
         Returns:
             :class:`LMOutput` with ``(B, T, V)`` logits.
         """
-        x = self.encode(ids.t())  # (T, B, E), time-major: the recurrence walks dim 0
+        x = self.encode(ids.t())  # (T, B, E) or (T, B) ids; time-major: the recurrence walks dim 0
         output, state = self.rnn(x, state)  # (T, B, H)
         logits = self.decoder(self.drop(output).transpose(0, 1))  # (B, T, V)
         return LMOutput(logits, state, output.transpose(0, 1))

@@ -114,7 +114,11 @@ class RunDir:
         return doc
 
     def load_config(self) -> TrainConfig:
-        return TrainConfig.from_dict(self._config_doc()["config"])
+        config = self._config_doc()["config"]
+        optim = config.get("optim")
+        if isinstance(optim, dict):
+            optim.setdefault("schedule", "plateau")  # runs from before --schedule lowered on plateaus
+        return TrainConfig.from_dict(config)
 
     def load_vocab(self) -> Vocab:
         return Vocab.load(self.vocab_path)

@@ -32,7 +32,6 @@ MODES = ("whole", "stream", "mmap")
 SIZE_BYTES = 100_000_000
 TARGET_SECONDS, TARGET_RSS_MB = 10.0, 1536.0  # P5: 100 MB in <= 10 s, peak RSS <= 1.5 GB
 COLUMNS = ["mode", "seconds", "/ whole", "/ 10 s target", "peak RSS MB", "/ whole", "/ 1.5 GB target", "note"]
-COLUMNS = ["mode", "seconds", "/ whole", "/ 10 s target", "peak RSS MB", "/ whole", "/ 1.5 GB target", "note"]
 _ASCII = np.frombuffer(b"etaoinshrdlucmfwypvbgkjqxzETAOIN0123456789,.;:!?'-", dtype=np.uint8)
 
 

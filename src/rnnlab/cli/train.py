@@ -51,7 +51,10 @@ HELP = {
     "momentum": "SGD momentum",
     "clip_norm": "clip the global gradient norm to this ('none' turns it off)",
     "clip_value": "clip each gradient element to [-v, v]",
-    "lr_factor": "multiply the learning rate by this when validation stalls (1: constant)",
+    "schedule": "learning rate: deadline (warm up, then decay to 0 when the budget ends), plateau, "
+    "constant; auto: deadline when there is a --max-time, --max-steps or --epochs, else plateau",
+    "warmup": "deadline schedule: share of the budget spent warming up",
+    "lr_factor": "plateau schedule: multiply the learning rate by this when validation stalls (1: constant)",
     "lr_patience": "validations without improvement before the learning rate drops",
     "epochs": "passes over the training split",
     "max_steps": "stop after this many optimiser steps",
@@ -62,7 +65,7 @@ HELP = {
     "prefix": "prefix for the samples shown at each validation (repeatable)",
     "sample_length": "characters per sample",
     "device": "auto, cpu, cuda or cuda:N",
-    "precision": "fp32, or bf16 autocast",
+    "precision": "fp32, bf16 autocast, or auto: bf16 where the CPU/GPU computes it natively",
     "out": "run directory (default: runs/<corpus>-<date>-<time>); never overwritten",
 }
 CHOICES = {
@@ -73,6 +76,7 @@ CHOICES = {
     "encoder": C.ENCODERS,
     "optimizer": C.OPTIMIZERS,
     "precision": C.PRECISIONS,
+    "schedule": C.SCHEDULES,
     "preset": preset_names(),
 }
 ALL_FIELDS = tuple(f for f in C.FIELD_SECTION if f != "corpus")  # corpus is the positional argument

@@ -19,6 +19,7 @@ GROWTH = 1e2  # global norm late / early above this: the gradient is blowing up 
 CLIP_MOST = 0.5  # clipping on more than this fraction of steps: the clip is doing the optimiser's job
 RECENT = 3  # vanishing is judged on the last few records: a gated cell that just learnt to remember
 # (the adding problem's plateau, then its breakthrough) has vanishing records behind it, not ahead
+MIN_REACH = 3  # a gradient that dies within fewer steps starves even a learning model of context
 
 GATED = ("lstm", "gru")
 GATED_CELL = Remedy(
@@ -63,16 +64,20 @@ class GradientVerdict:
         evidence: one line per finding, with its numbers and threshold.
         remedies: what to try, most promising first, each with the rnnlab flags that do it.
         numbers: the measured figures (JSON-able).
+        notes: findings that are no problem here, with why (e.g. a gradient that fades over the window
+            while the model learns: text needs little memory).
     """
 
     kind: str
     evidence: tuple[str, ...] = ()
     remedies: tuple[Remedy, ...] = ()
     numbers: dict = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
 
     def render_text(self) -> str:
         lines = [f"gradients: {self.kind}"]
         lines += [f"  - {line}" for line in self.evidence]
+        lines += [f"  note: {line}" for line in self.notes]
         if self.remedies:
             lines.append("remedies, most promising first:")
             lines += [f"  {i}. {r.action}: {r.flags}" for i, r in enumerate(self.remedies, 1)]
@@ -112,10 +117,16 @@ def _layer_ratios(record: dict) -> dict[str, float]:
     return ratios
 
 
-def gradient_verdict(records: Sequence[dict], cell: str | None = None) -> GradientVerdict:
+def gradient_verdict(
+    records: Sequence[dict], cell: str | None = None, learning: bool | None = None
+) -> GradientVerdict:
     """Judge a run's gradients from its "grad" records (other events are ignored).
 
     ``cell`` (the run's ``--cell``, when known) picks the remedies: a gated cell is not told to use one.
+    ``learning`` (whether the loss curves show the model learning; None: unknown) decides whether a
+    gradient that fades over the window is a problem: a language model that learns needs little
+    memory (the next character depends mostly on the last few), so there it is a note, unless the
+    gradient dies within :data:`MIN_REACH` steps. A problem is named only where one hurts.
 
     Vanishing: the median, over the last :data:`RECENT` records, of ``dldh[0] / dldh[-1]`` is below
     :data:`VANISH_RATIO`, or the first recurrent layer's gradient norm is below :data:`LAYER_RATIO` times
@@ -132,13 +143,23 @@ def gradient_verdict(records: Sequence[dict], cell: str | None = None) -> Gradie
     numbers: dict = {"records": len(grads), "steps": [grads[0].get("step"), grads[-1].get("step")]}
     exploding = _exploding(grads, numbers)
     vanishing = _vanishing(grads[-RECENT:], numbers)
+    notes = []
+    window_only = vanishing and not any(
+        key.startswith("layer_ratio/") and v < LAYER_RATIO for key, v in numbers.items()
+    )
+    if learning and window_only and numbers.get("reach", 0) >= MIN_REACH:
+        notes.append(
+            f"{vanishing[0]}; no harm seen: the model is learning, and text needs little memory (the next "
+            "character depends mostly on the last few), so this is the usual shape of an LSTM's gradient"
+        )
+        vanishing = []
     kind = "exploding" if exploding else "vanishing" if vanishing else "healthy"
     evidence = exploding + vanishing or [
         f"no sign of vanishing or exploding gradients over {len(grads)} records"
         + (f" (‖dL/dh_0‖/‖dL/dh_T-1‖ = {numbers['dldh_ratio']:.2e})" if "dldh_ratio" in numbers else "")
     ]
     remedies = _remedies(bool(exploding), bool(vanishing), numbers, cell)
-    return GradientVerdict(kind, tuple(evidence), remedies, numbers)
+    return GradientVerdict(kind, tuple(evidence), remedies, numbers, tuple(notes))
 
 
 def _exploding(grads: list[dict], numbers: dict) -> list[str]:

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from rnnlab.diagnose.fit import FitVerdict, fit_verdict
+from rnnlab.diagnose.fit import IMPROVING, UNDER_FITTING, FitVerdict, fit_verdict
 from rnnlab.diagnose.fit import render_text as render_fit
 from rnnlab.diagnose.gradients import GradientVerdict, grad_records, gradient_verdict, plot_dldh_heatmap
 
@@ -62,7 +62,10 @@ def diagnose(records: list[dict], plot_dir: str | Path | None = None, cell: str 
     """
     baseline = baseline_val_loss(records)
     fit = fit_verdict(records, baseline=baseline)
-    grads = gradient_verdict(records, cell=cell) if grad_records(records) else None
+    # A model whose validation loss still falls, or that fits beyond under-fitting, is learning: a
+    # gradient that fades over the window does not hurt it (see gradient_verdict).
+    learning = fit.verdict != UNDER_FITTING or fit.evidence.val_trend <= -IMPROVING
+    grads = gradient_verdict(records, cell=cell, learning=learning) if grad_records(records) else None
     plots: list[str] = []
     if plot_dir is not None:
         from rnnlab.diagnose.plots import plot_learning_curves

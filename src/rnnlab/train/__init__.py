@@ -8,8 +8,9 @@ from rnnlab.train.guard import NonFiniteGuard
 from rnnlab.train.loop import LoopState, Trainer
 from rnnlab.train.metrics import MetricsLog, read_metrics
 from rnnlab.train.monitor import GradientMonitor
-from rnnlab.train.optim import build_optimizer, build_scheduler
+from rnnlab.train.optim import build_optimizer
 from rnnlab.train.order import BatchOrder
+from rnnlab.train.schedule import build_schedule
 from rnnlab.train.step import Stepper
 
 __all__ = [
@@ -21,7 +22,7 @@ __all__ = [
     "Stepper",
     "Trainer",
     "build_optimizer",
-    "build_scheduler",
+    "build_schedule",
     "clip_grad_norm",
     "clip_grad_value",
     "evaluate_loss",

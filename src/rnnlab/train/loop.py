@@ -20,6 +20,7 @@ from rnnlab.train.distributed import OneProcess, QuietReporter
 from rnnlab.train.evaluate import evaluate_loss
 from rnnlab.train.order import BatchOrder
 from rnnlab.train.reporting import Reporter, run_summary, validation_line, write_validation
+from rnnlab.train.schedule import budget_spent
 from rnnlab.train.scoring import check_trainable, corpus_info, score_adaptive, score_baseline, score_test
 from rnnlab.train.step import Stepper
 from rnnlab.train.tensorboard import open_tensorboard
@@ -85,6 +86,7 @@ class Trainer:
         self.order = BatchOrder(corpus.train, cfg.data, cfg.run.seed)
         self.state = LoopState()
         self.carried = None  # the recurrent state consecutive sampling carries across batches
+        self._agreed_time = 0.0  # training time as all processes agree on it (see stop_condition)
         self.metrics_size: int | None = None
         self.progress, self._log, self.samples = progress, log, samples
         self.stop_request: str | None = None  # set by a signal handler
@@ -207,6 +209,7 @@ class Trainer:
         r, s = self.cfg.run, self.state
         # Under torchrun a signal may reach one process only, and clocks differ: decide together.
         requested, train_time = self.dist.agree(self.stop_request is not None, s.train_time)
+        self._agreed_time = train_time  # the learning-rate schedule's clock, the same in every process
         if requested:
             return self.stop_request or INTERRUPTED
         if r.epochs is not None and s.epoch >= r.epochs:
@@ -225,7 +228,7 @@ class Trainer:
         # Random windows are unrelated: start from zeros. Consecutive ones continue the previous
         # window, so carry its state, detached so backpropagation stops at the window's start.
         carried = None if self.cfg.data.sampling == "random" else detach_state(self.carried)
-        result = self.stepper(X, Y, carried, s.step + 1)
+        result = self.stepper(X, Y, carried, s.step + 1, self._progress())
         self.carried = result.state
         if result.decision.action != "step":
             self._non_finite(result.decision)
@@ -250,6 +253,9 @@ class Trainer:
                 f"rnnlab: {decision.reason}: rolled back to the last checkpoint, lr x{decision.lr_factor}"
             )
 
+    def _progress(self) -> float | None:
+        return budget_spent(self.cfg.run, self.state.step, self._agreed_time, self.order.per_epoch())
+
     def _chars_per_s(self) -> float:
         return self.state.chars_seen / self.state.train_time if self.state.train_time > 0 else 0.0
 
@@ -271,7 +277,7 @@ class Trainer:
         else:
             s.bad_evals += 1
         if math.isfinite(val_loss):
-            self.stepper.scheduler.step(val_loss)
+            self.stepper.schedule.validated(val_loss)
         s.run_loss_sum, s.run_count, s.run_terms, s.last_eval_step = 0.0, 0, {}, s.step
         self.report.say(validation_line(s, train_loss, val_loss, improved, lr))
         # A NaN model samples garbage; under torchrun rank 0 samples for all.

@@ -1,4 +1,4 @@
-"""Optimisers and the learning-rate schedule, built from OptimConfig."""
+"""Optimisers, built from OptimConfig (the learning-rate schedules are in rnnlab.train.schedule)."""
 
 from __future__ import annotations
 
@@ -28,25 +28,3 @@ def build_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Opt
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr)
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
-
-
-class ConstantLR:
-    """The scheduler of ``--lr-factor 1``: the learning rate never changes (the notes' recipe)."""
-
-    def step(self, metric: float) -> None:
-        pass
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
-
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig):
-    """Lower the learning rate when validation loss stops improving (``lr_factor`` 1: never)."""
-    if cfg.lr_factor >= 1:
-        return ConstantLR()
-    return torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=cfg.lr_factor, patience=cfg.lr_patience
-    )

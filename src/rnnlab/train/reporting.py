@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -20,13 +21,17 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+PROGRESS_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
+
+
 class Reporter:
-    """The metrics log plus what a person watches (a tqdm bar, or plain lines when it is off).
+    """The metrics log plus what a person watches: on a terminal a tqdm bar; elsewhere (CI, nohup, a
+    pipe) one progress line every :data:`PROGRESS_EVERY` seconds, not a redraw every 0.1 s.
 
     Args:
         metrics_path: the run's metrics.jsonl.
         truncate_to: on resume, the log's size at the checkpoint (see :class:`MetricsLog`).
-        progress: show a tqdm bar on stderr.
+        progress: show progress on stderr.
         total, initial: the bar's total steps (None: unknown) and starting step.
         log: where lines go when there is no bar (default: stderr).
         sinks: also given every record (none by default: a run that asks for none pays nothing).
@@ -46,7 +51,9 @@ class Reporter:
         self.sinks = tuple(sinks)
         self._log = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self._bar = None
-        if progress:
+        self._lines = progress and not sys.stderr.isatty()  # plain lines instead of a bar
+        self._step, self._total, self._last_line = initial, total, time.monotonic()
+        if progress and not self._lines:
             from tqdm import tqdm
 
             self._bar = tqdm(total=total, initial=initial, unit="step", file=sys.stderr, dynamic_ncols=True)
@@ -66,11 +73,16 @@ class Reporter:
             self._log(line)
 
     def step(self, loss: float, chars_per_s: float) -> None:
+        self._step += 1
         if self._bar is not None:
             self._bar.update(1)
             self._bar.set_postfix(
                 loss=f"{loss:.3f}", ppl=f"{math.exp(min(loss, 50)):.1f}", chars_s=f"{chars_per_s:.0f}"
             )
+        elif self._lines and time.monotonic() - self._last_line >= PROGRESS_EVERY:
+            self._last_line = time.monotonic()
+            of = f"/{self._total}" if self._total else ""
+            self._log(f"step {self._step}{of}  loss {loss:.3f}  {chars_per_s:,.0f} tokens/s")
 
     def close_bar(self) -> None:
         if self._bar is not None:

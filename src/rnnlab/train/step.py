@@ -8,13 +8,14 @@ from dataclasses import dataclass
 import torch
 
 from rnnlab.config import TrainConfig
-from rnnlab.device import autocast
+from rnnlab.device import autocast, resolve_precision
 from rnnlab.losses import cross_entropy, regularization_terms
 from rnnlab.nn.state import State
 from rnnlab.train.distributed import OneProcess
 from rnnlab.train.guard import GuardDecision, NonFiniteGuard
 from rnnlab.train.monitor import GradientMonitor
-from rnnlab.train.optim import build_optimizer, build_scheduler
+from rnnlab.train.optim import build_optimizer
+from rnnlab.train.schedule import build_schedule
 
 
 @dataclass
@@ -53,18 +54,23 @@ class Stepper:
         self.model, self.cfg, self.device, self.dist = model, cfg, device, dist
         self.forward_model = dist.wrap(model)  # DistributedDataParallel under torchrun
         self.optimizer = build_optimizer(model, cfg.optim)
-        self.scheduler = build_scheduler(self.optimizer, cfg.optim)
+        self.schedule = build_schedule(self.optimizer, cfg.optim, cfg.run)
         # --monitor-every 0 turns the monitor off: it then never samples a step.
         self.monitor = GradientMonitor(model, every=cfg.run.monitor_every or sys.maxsize)
         self.guard = NonFiniteGuard()
+        self.precision = resolve_precision(cfg.run.precision, device)
 
-    def __call__(self, X: torch.Tensor, Y: torch.Tensor, state: State | None, step: int) -> StepResult:
-        """Train on the global batch ``(X, Y)`` from ``state`` as step number ``step`` (1-based)."""
+    def __call__(
+        self, X: torch.Tensor, Y: torch.Tensor, state: State | None, step: int, progress: float | None = None
+    ) -> StepResult:
+        """Train on the global batch ``(X, Y)`` from ``state`` as step number ``step`` (1-based), with
+        ``progress`` the share of the budget spent so far (see :mod:`rnnlab.train.schedule`)."""
         o, reg = self.cfg.optim, self.cfg.reg
+        self.schedule.progress(progress)
         X, Y = self.dist.rows(X), self.dist.rows(Y)  # under torchrun, this process's rows
         X, Y = X.to(self.device, non_blocking=True), Y.to(self.device, non_blocking=True)
         self.monitor.begin_step(step)
-        with autocast(self.device, self.cfg.run.precision):
+        with autocast(self.device, self.precision):
             out = self.forward_model(X, state)
         loss = cross_entropy(out.logits, Y)
         terms = regularization_terms(
@@ -88,7 +94,7 @@ class Stepper:
     def state_dict(self) -> dict:
         return {
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
+            "scheduler": self.schedule.state_dict(),
             "guard": self.guard.state_dict(),
             "monitor": self.monitor.state_dict(),
         }
@@ -97,13 +103,12 @@ class Stepper:
         """Restore; ``weights_only``: the optimiser alone (a rollback keeps the schedule and counters)."""
         self.optimizer.load_state_dict(state["optimizer"])
         if not weights_only:
-            self.scheduler.load_state_dict(state["scheduler"])
+            self.schedule.load_state_dict(state["scheduler"])
             self.guard.load_state_dict(state["guard"])
             self.monitor.load_state_dict(state["monitor"])
 
     def scale_lr(self, factor: float) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] *= factor
+        self.schedule.scaled(factor)
 
     @property
     def lr(self) -> float:

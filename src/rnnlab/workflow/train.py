@@ -27,6 +27,7 @@ import torch
 from rnnlab import config as C
 from rnnlab.data import Corpus
 from rnnlab.data.batches import fit_batch_shape
+from rnnlab.device import resolve_precision
 from rnnlab.diagnose.run import Diagnosis, diagnose
 from rnnlab.errors import RnnlabError
 from rnnlab.generate import SamplingConfig, generate_text
@@ -36,6 +37,7 @@ from rnnlab.rundir import RunDir, command_line
 from rnnlab.train import Trainer, load_checkpoint, read_metrics
 from rnnlab.train.distributed import OneProcess, processes
 from rnnlab.train.loop import INTERRUPTED, Samples, check_trainable
+from rnnlab.train.schedule import schedule_name
 from rnnlab.train.tensorboard import require_tensorboard
 
 # What a resumed run may change: when to stop, and where to compute.
@@ -101,6 +103,12 @@ def start_run(
     cfg = _shrunk_to_fit(cfg, len(corpus.train), say=dist.is_main)
     check_trainable(cfg, corpus)
     device = dist.setup(cfg)
+    # What "auto" chose is recorded in config.json, so a resumed run keeps it.
+    cfg = replace(
+        cfg,
+        optim=replace(cfg.optim, schedule=schedule_name(cfg.optim, cfg.run)),
+        run=replace(cfg.run, precision=resolve_precision(cfg.run.precision, device)),
+    )
     torch.manual_seed(cfg.run.seed)
     model = LanguageModel.from_config(cfg.model, len(corpus.vocab)).to(device)
     dist.seed(cfg.run.seed)
