@@ -1,4 +1,4 @@
-"""The n-gram model: interpolated modified Kneser-Ney over ids, counted and scored with numpy.
+"""Interpolated modified Kneser-Ney: the smoothed model over counted n-grams, and the choice of its order.
 
 Every run's baseline, the loss a recurrent model must beat to have learnt more than "which few
 characters tend to follow which" (an LSTM whose validation loss is above the best n-gram's is
@@ -24,9 +24,9 @@ probability. Order 1 is the discounted unigram interpolated with the uniform dis
 ``P(w) = (max(c(w) − D(c(w)), 0) + γ / V) / N``.
 
 Scoring reads the text as one stream: position ``i`` is predicted from ``ids[i−n+1 : i]``; the first
-``n − 1`` positions use the shorter context they have. Contexts are numbered exactly (no hashing):
-the id of a length-``m`` context is the rank of the pair (id of its length-``m−1`` suffix, its oldest
-id) among the pairs seen in training, so every lookup is a ``np.searchsorted``.
+``n − 1`` positions use the shorter context they have. Counting is :mod:`rnnlab.nn.ngram.counts`; this
+module scores one id per position (the reference); :mod:`rnnlab.nn.ngram.dense` gives whole next-id
+distributions for batches.
 """
 
 from __future__ import annotations
@@ -37,20 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-def _as_ids(ids, vocab_size: int, name: str) -> np.ndarray:
-    arr = np.asarray(ids, dtype=np.int64).reshape(-1)
-    if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
-        raise ValueError(f"{name} ids must lie in [0, {vocab_size}); got [{arr.min()}, {arr.max()}]")
-    return arr
-
-
-def _lookup(sorted_keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(index, found)``: where each query sits in ``sorted_keys`` and whether it is there."""
-    if sorted_keys.size == 0:
-        return np.zeros_like(queries), np.zeros(queries.shape, dtype=bool)
-    index = np.minimum(np.searchsorted(sorted_keys, queries), sorted_keys.size - 1)
-    return index, sorted_keys[index] == queries
+from rnnlab.nn.ngram.counts import NGramCounts, as_ids, lookup
 
 
 def discounts(counts: np.ndarray) -> np.ndarray:
@@ -63,56 +50,6 @@ def discounts(counts: np.ndarray) -> np.ndarray:
         d = j - (j + 1) * y * hi / lo if lo else math.nan
         out.append(d if 0 < d <= j else fallback)
     return np.array(out)
-
-
-class NGramCounts:
-    """Every k-gram count of a training stream, k = 1..max_order, shared by the models of each order.
-
-    For each length ``m`` of context, ``context_keys[m]`` are the sorted pair keys
-    ``suffix_context_id * V + oldest_id`` (a context's id is its index there; the empty context is 0).
-    For each order ``k``, ``keys[k]`` are the sorted k-gram keys ``context_id * V + w``, ``raw[k]``
-    their counts and ``continuation[k]`` (k < max_order) their numbers of distinct left extensions.
-    """
-
-    def __init__(self, train_ids, vocab_size: int, max_order: int) -> None:
-        if vocab_size < 1 or max_order < 1:
-            raise ValueError(f"need vocab_size >= 1 and max_order >= 1, got {vocab_size}, {max_order}")
-        t = _as_ids(train_ids, vocab_size, "train")
-        n, v = t.size, vocab_size
-        self.vocab_size, self.max_order = vocab_size, max_order
-        self.context_keys: list[np.ndarray] = [np.zeros(1, dtype=np.int64)]
-        self.keys: dict[int, np.ndarray] = {}
-        self.raw: dict[int, np.ndarray] = {}
-        self.continuation: dict[int, np.ndarray] = {}
-        cids = [np.zeros(n, dtype=np.int64)]  # context id of each position, by context length
-        for k in range(1, max_order + 1):
-            m = k - 1
-            if m > 0:
-                pairs = cids[m - 1][m:] * v + t[: max(n - m, 0)]  # (n - m,): suffix context, oldest id
-                keys, inverse = np.unique(pairs, return_inverse=True)
-                self.context_keys.append(keys)
-                cids.append(np.concatenate([np.full(m, -1, dtype=np.int64), inverse.reshape(-1)]))
-            grams = cids[m][m:] * v + t[m:]  # (n - m,) k-gram keys
-            self.keys[k], first, self.raw[k] = np.unique(grams, return_index=True, return_counts=True)
-            if k > 1:
-                # Each distinct k-gram adds one left extension to its (k-1)-gram suffix.
-                pos = first + m
-                suffix = cids[m - 1][pos] * v + t[pos]
-                index, _ = _lookup(self.keys[k - 1], suffix)
-                self.continuation[k - 1] = np.bincount(index, minlength=self.keys[k - 1].size)
-
-    def context_ids(self, ids: np.ndarray, max_length: int) -> list[np.ndarray]:
-        """Per context length m = 0..max_length, the training id of each ``ids[i-m:i]`` (-1: none)."""
-        n, v = ids.size, self.vocab_size
-        out = [np.zeros(n, dtype=np.int64)]
-        for m in range(1, max_length + 1):
-            cid = np.full(n, -1, dtype=np.int64)
-            parent = out[m - 1][m:]
-            index, found = _lookup(self.context_keys[m], parent * v + ids[: max(n - m, 0)])
-            found &= parent >= 0
-            cid[m:][found] = index[found]
-            out.append(cid)
-        return out
 
 
 @dataclass(frozen=True)
@@ -159,7 +96,7 @@ class KneserNeyLM:
             safe = np.maximum(h, 0)
             total = table.total[safe]
             use = (h >= 0) & (total > 0)  # else: context unseen here, keep the lower order
-            index, found = _lookup(table.keys, safe * v + words)
+            index, found = lookup(table.keys, safe * v + words)
             c = np.where(found, table.counts[index], 0)
             kept = np.maximum(c - table.discount[np.minimum(c, 3)], 0.0)
             p = np.where(use, (kept + table.gamma[safe] * p) / np.where(use, total, 1.0), p)
@@ -167,7 +104,7 @@ class KneserNeyLM:
 
     def log_prob(self, ids) -> np.ndarray:
         """ln P(ids[i] | ids[i-n+1:i]) at every position of the stream ``ids`` (shorter contexts first)."""
-        ids = _as_ids(ids, self.vocab_size, "scored")
+        ids = as_ids(ids, self.vocab_size, "scored")
         return np.log(self._probs(self.counts.context_ids(ids, self.order - 1), ids))
 
     def evaluate(self, ids) -> float:
@@ -176,7 +113,7 @@ class KneserNeyLM:
 
     def distribution(self, context) -> np.ndarray:
         """``(V,)`` probabilities of the next id after ``context`` (its last ``n − 1`` ids count)."""
-        context = _as_ids(context, self.vocab_size, "context")
+        context = as_ids(context, self.vocab_size, "context")
         tail = context[max(context.size - (self.order - 1), 0) :]
         stream = np.append(tail, 0)  # a placeholder id where the next one goes
         last = [cid[-1:] for cid in self.counts.context_ids(stream, self.order - 1)]
@@ -235,11 +172,24 @@ def select_order(
         ValueError: no orders, an empty ``val``, or ids outside ``[0, vocab_size)``.
     """
     orders = sorted(set(orders))
-    val = _as_ids(val, vocab_size, "val")
-    if not orders or val.size == 0:
-        raise ValueError("select_order needs at least one order and a non-empty validation split")
-    counts = NGramCounts(train, vocab_size, orders[-1])
-    test = None if test is None or len(test) == 0 else _as_ids(test, vocab_size, "test")
+    if not orders:
+        raise ValueError("select_order needs at least one order")
+    return select_order_of(NGramCounts(train, vocab_size, orders[-1]), val, orders, test)
+
+
+def select_order_of(
+    counts: NGramCounts, val, orders: Iterable[int] | None = None, test=None
+) -> OrderSelection:
+    """:func:`select_order` over counts already made (orders: 1..``counts.max_order`` by default).
+
+    Raises:
+        ValueError: an empty ``val``, an order the counts do not reach, or ids outside the vocabulary.
+    """
+    orders = sorted(set(orders or range(1, counts.max_order + 1)))
+    val = as_ids(val, counts.vocab_size, "val")
+    if val.size == 0:
+        raise ValueError("select_order needs a non-empty validation split")
+    test = None if test is None or len(test) == 0 else as_ids(test, counts.vocab_size, "test")
     scores = []
     for order in orders:
         lm = KneserNeyLM(counts, order)

@@ -1,0 +1,279 @@
+"""Kneser-Ney next-id distributions for whole batches: log p_KN(. | context) as a (B, T, V) tensor.
+
+The network of a residual n-gram model (Li et al. 2022, "Residual learning of neural text generation
+with n-gram language model") adds its logits to these, so every training step needs the full
+next-id distribution at every position of the batch. :meth:`KneserNeyLM.distribution` gives the
+same numbers one context at a time; this module gives them for ``N`` contexts at once.
+
+Each order ``k`` (context length ``m = k − 1``) is kept as a CSR table over its context ids: for
+context ``h`` the seen ids ``w`` (row ``indptr[h]:indptr[h+1]``), their counts ``c`` (raw at the top
+order, continuation below) and ``kept = max(c − D(c), 0)``, plus ``total(h)`` and ``γ(h)``. The
+counts' k-gram keys are ``h * V + w`` sorted, so the rows come straight out of
+:class:`NGramCounts` without a sort.
+
+Unrolling the interpolation ``P_k = a_k + s_k P_{k−1}`` with ``s_k = γ_k/total_k`` and
+``a_k(w) = kept_k(w)/total_k`` (``s_k = 1, a_k = 0`` where the context is unseen)::
+
+    P_n = (Π_k s_k) / V + Σ_k (Π_{j>k} s_j) a_k
+
+so the ``V``-wide work is one fill (order 1's dense vector, scaled per position) and one log; every
+higher order only scatters its few seen ids (``index_add_``).
+
+Leave-one-out (``targets`` given): at a training position ``i`` the counts are taken as if the event
+"``ids[i]`` after its context" had not been counted, so a context seen once in training passes its
+lower order through, as it would on unseen text. At the top order the raw count of ``(h, ids[i])``
+drops by one; at a lower order ``k`` the continuation count ``N1+(• h w)`` drops by one when the
+``(k+1)``-gram ending at ``i`` has raw count 1 (position ``i`` is its only left extension). Totals,
+``γ`` and the kept mass of ``ids[i]`` follow; the discounts keep their full-count values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rnnlab.nn.ngram.counts import NGramCounts, lookup
+from rnnlab.nn.ngram.kneser_ney import discounts
+
+
+@dataclass(frozen=True)
+class OrderTable:
+    """One order of a Kneser-Ney model as CSR rows over its context ids.
+
+    Attributes:
+        keys: ``(E,)`` sorted k-gram keys ``h * V + w`` (for lookups of a given ``(h, w)``).
+        indptr: ``(C + 1,)`` row bounds per context id ``h``.
+        words: ``(E,)`` the id ``w`` of each entry.
+        counts: ``(E,)`` the count the model uses (raw at the top order, continuation below).
+        raw: ``(E,)`` the raw counts (leave-one-out reads them one order up).
+        kept: ``(E,)`` ``max(c − D(c), 0)``.
+        total, gamma: ``(C,)`` per context: ``Σ c`` and ``Σ D(c)`` over its seen ids.
+        discount: ``[0, D1, D2, D3+]``.
+    """
+
+    keys: np.ndarray
+    indptr: np.ndarray
+    words: np.ndarray
+    counts: np.ndarray
+    raw: np.ndarray
+    kept: np.ndarray
+    total: np.ndarray
+    gamma: np.ndarray
+    discount: np.ndarray
+
+
+def build_table(counts: NGramCounts, k: int, top: bool) -> OrderTable:
+    """The CSR table of order ``k`` (the model's top order when ``top``) from ``counts``."""
+    v = counts.vocab_size
+    keys = counts.keys[k]
+    c = counts.raw[k] if top else counts.continuation[k]
+    d = discounts(c[c > 0])
+    context = keys // v
+    num_contexts = counts.context_keys[k - 1].size
+    indptr = np.zeros(num_contexts + 1, dtype=np.int64)
+    np.cumsum(np.bincount(context, minlength=num_contexts), out=indptr[1:])
+    c = c.astype(np.int64)
+    total = np.bincount(context, weights=c, minlength=num_contexts)
+    gamma = np.bincount(context, weights=d[np.minimum(c, 3)], minlength=num_contexts)
+    kept = np.maximum(c - d[np.minimum(c, 3)], 0.0)
+    return OrderTable(keys, indptr, keys % v, c, counts.raw[k], kept, total, gamma, d)
+
+
+class DenseKneserNey:
+    """Interpolated modified Kneser-Ney of order ``order`` over ``counts``, scored densely per batch.
+
+    Bit-compatible (in float64) with :meth:`KneserNeyLM.distribution` of the same counts and order.
+
+    Args:
+        counts: the training counts (``counts.max_order >= order``).
+        order: ``n``; contexts are the previous ``n − 1`` ids.
+    """
+
+    def __init__(self, counts: NGramCounts, order: int) -> None:
+        if not 1 <= order <= counts.max_order:
+            raise ValueError(f"order must be in [1, {counts.max_order}], got {order}")
+        self.counts, self.order, self.vocab_size = counts, order, counts.vocab_size
+        self.tables = [build_table(counts, k, top=k == order) for k in range(1, order + 1)]
+        unigram = np.zeros(self.vocab_size)  # order 1 as a dense (V,) vector: ids never seen keep 0
+        unigram[self.tables[0].words] = self.tables[0].kept
+        self._kept1 = {
+            torch.float64: torch.from_numpy(unigram),
+            torch.float32: torch.from_numpy(unigram).float(),
+        }
+
+    @property
+    def context_length(self) -> int:
+        return self.order - 1
+
+    def context_ids(self, context: np.ndarray) -> list[np.ndarray]:
+        """Per length ``m = 0..n-1``, the training id of each row's last ``m`` ids (-1: not seen).
+
+        ``context``: ``(N, n − 1)`` ids, oldest first; -1 marks "before the start of the stream".
+        """
+        n, v = context.shape[0], self.vocab_size
+        out = [np.zeros(n, dtype=np.int64)]
+        for m in range(1, self.order):
+            parent, oldest = out[-1], context[:, self.order - 1 - m]
+            index, found = lookup(self.counts.context_keys[m], parent * v + oldest)
+            found &= (parent >= 0) & (oldest >= 0)
+            out.append(np.where(found, index, -1))
+        return out
+
+    def probs_flat(
+        self,
+        context: np.ndarray,
+        targets: np.ndarray | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """``(N, V)`` next-id probabilities after each row of ``context``.
+
+        Args:
+            context: ``(N, n − 1)`` int ids, oldest first, -1 where the stream had not started.
+            targets: ``(N,)`` the id that follows each context in the *training* stream these counts
+                were made from: score leave-one-out (see the module docstring). None: plain counts.
+            dtype: of the result (the arithmetic is done in it too).
+        """
+        context = np.asarray(context, dtype=np.int64)
+        if context.ndim != 2 or context.shape[1] != self.context_length:
+            raise ValueError(f"context must be (N, {self.context_length}), got {context.shape}")
+        n = context.shape[0]
+        cids = self.context_ids(context)
+        # Walk down from the top order: weight = Π_{j>m} s_j, the share order m's terms keep in P_n.
+        weight = np.ones(n)
+        parts = []  # per order m >= 1: (positions, words, values) to scatter
+        upper_raw = None  # raw count of the (m+2)-gram ending at each position (leave-one-out)
+        for m in range(self.order - 1, -1, -1):
+            t, h = self.tables[m], cids[m]
+            seen = h >= 0
+            safe = np.where(seen, h, 0)
+            total, gamma, kept_fix = t.total[safe], t.gamma[safe], None
+            if targets is not None:
+                total, gamma, kept_fix, upper_raw = self._left_out(t, m, safe, seen, targets, upper_raw)
+            use = seen & (total > 0)
+            inv_total = np.where(use, 1.0 / np.where(use, total, 1.0), 0.0)
+            scale = np.where(use, gamma * inv_total, 1.0)
+            coef = weight * inv_total  # what each kept count of this order is worth in P_n
+            if m == 0:
+                base = (coef, weight * scale / self.vocab_size)  # P_n gets coef * kept_1 + weight * s_1 / V
+            else:
+                parts.append(_row_entries(t, safe, use, coef))
+            if kept_fix is not None:
+                fix = use & (kept_fix != 0)
+                parts.append((np.flatnonzero(fix), targets[fix], (coef * kept_fix)[fix]))
+            weight = weight * scale
+        return self._assemble(base, parts, dtype)
+
+    def _left_out(self, t: OrderTable, m: int, safe, seen, targets, upper_raw):
+        """Order ``m``'s totals, γ and the change of the target's kept count with the position's own
+        event left out, and the raw counts the order below reads (see the module docstring)."""
+        d = t.discount
+        index, found = lookup(t.keys, safe * self.vocab_size + targets)
+        found &= seen
+        c = np.where(found, t.counts[index], 0)
+        # The top order's raw count includes this very event; a lower order's continuation count does
+        # when the position is the only left extension of its (k+1)-gram.
+        drop = found & ((c > 0) if m == self.order - 1 else (upper_raw == 1))
+        c_new = c - drop
+        total = t.total[safe] - drop
+        gamma = t.gamma[safe] - d[np.minimum(c, 3)] + d[np.minimum(c_new, 3)]
+        kept = np.maximum(c - d[np.minimum(c, 3)], 0.0)
+        kept_fix = np.maximum(c_new - d[np.minimum(c_new, 3)], 0.0) - kept
+        return total, gamma, kept_fix, np.where(found, t.raw[index], 0)
+
+    def _assemble(self, base, parts: list, dtype: torch.dtype) -> torch.Tensor:
+        """``(N, V)``: order 1's dense part, then every higher order's entries scattered in."""
+        coef1, const = base
+        v = self.vocab_size
+        kept1 = self._kept1[dtype] if dtype in self._kept1 else self._kept1[torch.float64].to(dtype)
+        p = torch.from_numpy(coef1).to(dtype)[:, None] * kept1[None, :]  # (N, V)
+        p.add_(torch.from_numpy(const).to(dtype)[:, None])
+        if parts:
+            pos = np.concatenate([q[0] for q in parts])
+            words = np.concatenate([q[1] for q in parts])
+            values = np.concatenate([q[2] for q in parts])
+            p.view(-1).index_add_(0, torch.from_numpy(pos * v + words), torch.from_numpy(values).to(dtype))
+        return p
+
+    def next_log_probs(self, context, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """``(V,)`` ln P(next id | ``context``) for one context (its last ``n − 1`` ids count).
+
+        The generation path: scalar lookups and ``V``-wide numpy updates, order by order (what
+        :meth:`probs_flat` does for many rows costs ~100 small numpy calls, too many for one).
+        """
+        v = self.vocab_size
+        ctx = [int(x) for x in np.asarray(context).reshape(-1)[-(self.order - 1) :]] if self.order > 1 else []
+        p = np.full(v, 1.0 / v)
+        h = 0
+        for m, t in enumerate(self.tables):
+            if m > 0:
+                if m > len(ctx):
+                    break
+                keys = self.counts.context_keys[m]
+                key = h * v + ctx[-m]
+                i = int(np.searchsorted(keys, key))
+                if i == keys.size or keys[i] != key:
+                    break  # unseen here, so every longer context is unseen too
+                h = i
+            total = t.total[h]
+            if total <= 0:
+                continue
+            a, b = t.indptr[h], t.indptr[h + 1]
+            p *= t.gamma[h] / total
+            p[t.words[a:b]] += t.kept[a:b] / total
+        return torch.from_numpy(np.log(p)).to(dtype)
+
+    def log_probs(
+        self,
+        ids: np.ndarray | torch.Tensor,
+        history: np.ndarray | torch.Tensor | None = None,
+        targets: np.ndarray | torch.Tensor | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """``(B, T, V)`` ln P(next id | the ids up to and including ``ids[:, t]``).
+
+        Args:
+            ids: ``(B, T)`` the batch's inputs X.
+            history: ``(B, H)`` the ids just before ``ids[:, 0]`` in the stream (only the last
+                ``n − 2`` count; -1 or missing columns: the stream had not started).
+            targets: ``(B, T)`` the batch's Y, for leave-one-out on training positions; None: plain.
+            dtype: of the result.
+        """
+        ids = _numpy(ids)
+        b, t = ids.shape
+        need = max(self.context_length - 1, 0)
+        hist = np.full((b, need), -1, dtype=np.int64)
+        if history is not None and need:
+            h = _numpy(history)[:, -need:]
+            hist[:, need - h.shape[1] :] = h
+        ext = np.concatenate([hist, ids], axis=1)  # (B, n-2+T)
+        windows = np.lib.stride_tricks.sliding_window_view(ext, self.context_length, axis=1)
+        context = windows.reshape(b * t, self.context_length)  # (B*T, n-1), oldest first
+        tgt = None if targets is None else _numpy(targets).reshape(-1)
+        return self.probs_flat(context, tgt, dtype).log_().view(b, t, self.vocab_size)
+
+
+def _numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.cpu().numpy()
+    return np.asarray(x, dtype=np.int64)
+
+
+def stream_context(ids: np.ndarray, positions: np.ndarray, length: int) -> np.ndarray:
+    """``(N, length)`` the ``length`` ids before each position of ``ids`` (-1 before the start)."""
+    offsets = np.arange(-length, 0)
+    index = np.asarray(positions)[:, None] + offsets
+    out = np.asarray(ids, dtype=np.int64)[np.maximum(index, 0)]
+    out[index < 0] = -1
+    return out
+
+
+def _row_entries(t: OrderTable, safe: np.ndarray, use: np.ndarray, coef: np.ndarray) -> tuple:
+    """``(position, word, value)`` of every seen id of every used row's context in order table ``t``."""
+    start = t.indptr[safe]
+    lens = np.where(use, t.indptr[safe + 1] - start, 0)
+    pos = np.repeat(np.arange(safe.size), lens)
+    first = np.cumsum(lens) - lens
+    entry = start[pos] + np.arange(pos.size) - first[pos]
+    return pos, t.words[entry], coef[pos] * t.kept[entry]
