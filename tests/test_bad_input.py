@@ -21,7 +21,8 @@ def world(tmp_path_factory, corpus_file):
     """A corpus, a finished run, and a gallery of broken files."""
     root = tmp_path_factory.mktemp("bad")
     shutil.copy(corpus_file, root / "good.txt")
-    assert main(tiny_run_argv(root / "good.txt", root / "run", max_steps=4)) == 0
+    assert main(tiny_run_argv(root / "good.txt", root / "run", max_steps=4, ngram="off")) == 0
+    assert main(tiny_run_argv(root / "good.txt", root / "residual", max_steps=4)) == 0  # --ngram residual
     (root / "empty.txt").write_bytes(b"")
     (root / "blank.txt").write_bytes(b" \n\t \r\n")
     (root / "latin1.txt").write_bytes("caf\xe9 au lait".encode("latin-1"))
@@ -152,6 +153,7 @@ CASES = {
     # export
     "export missing run": (["export", "{root}/nowhere", "--onnx", "{root}/m.onnx"], "does not exist"),
     "export to a directory": (["export", "{root}/run", "--onnx", "{root}/notrun"], "is a directory"),
+    "export a residual model": (["export", "{root}/residual", "--onnx", "{root}/m.onnx"], "--ngram off"),
     "export over a file": (["export", "{root}/run", "--onnx", "{root}/good.txt"], "already exists"),
     "export into a missing directory": (
         ["export", "{root}/run", "--onnx", "{root}/nodir/m.onnx"],

@@ -16,6 +16,7 @@ import rnnlab.bench.encoding as encoding
 import rnnlab.bench.flops as flops
 import rnnlab.bench.generation as generation
 import rnnlab.bench.notes as notes
+import rnnlab.bench.quality as quality
 import rnnlab.bench.training as training
 import rnnlab.generate.lean as generate_step
 from rnnlab.bench import BenchConfig, markdown, run_bench, write_report
@@ -38,6 +39,21 @@ def tiny(tmp_path, corpus_file, monkeypatch):
     for name, value in dict(HIDDEN=8, BATCH=2, STEPS=5, GEMM_N=32, VOCAB=20, EMBEDDING=4).items():
         monkeypatch.setattr(flops, name, value)
     monkeypatch.setattr(encoding, "SIZE_BYTES", 50_000)
+    monkeypatch.setattr(quality, "QUICK_BUDGETS", (2,))
+    monkeypatch.setattr(quality, "QUICK_BIG_BYTES", 300_000)
+    small = [
+        "--hidden-size",
+        "8",
+        "--embedding-dim",
+        "4",
+        "--batch-size",
+        "4",
+        "--num-steps",
+        "8",
+        "--max-steps",
+        "3",
+    ]
+    monkeypatch.setattr(quality, "EXTRA_FLAGS", [*small, "--eval-every", "2", "--preset", "default"])
     monkeypatch.setattr(encoding, "encode_in_child", lambda path, mode: encoding._child(path, mode))
     return BenchConfig(quick=True, corpus=corpus_file, notes_script=tmp_path / "absent.py", rounds=1)
 
@@ -77,6 +93,7 @@ def test_flop_count_by_hand():
         ("flops", {"anchor", "model", "flops_per_step", "summary", "tables"}),
         ("generation", {"anchor", "model", "target", "summary", "tables"}),
         ("encoding", {"anchor", "file", "target", "samples", "tables"}),
+        ("quality", {"anchor", "target", "tables", "runs"}),
     ],
 )
 def test_each_part_runs_on_tiny_sizes(tiny, part, keys):

@@ -28,7 +28,7 @@ SETTINGS = {
     "num_steps": 8,
     "eval_every": 5,
     "monitor_every": 5,
-    "clip_norm": 0.1,
+    "clip_norm": 0.001,
     "json": True,
 }
 

@@ -15,8 +15,9 @@ from rnnlab.rundir import RunDir
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
-# What is exported is all that matters: 3 steps, no baseline, no gradient readings, no samples.
-QUICK = {"max_steps": 3, "no_baseline": True, "monitor_every": 0, "sample_length": 0}
+# What is exported is all that matters: 3 steps, no baseline, no gradient readings, no samples; a network
+# alone (a residual model's n-gram cannot travel in ONNX: tests/test_residual.py checks the refusal).
+QUICK = {"max_steps": 3, "no_baseline": True, "monitor_every": 0, "sample_length": 0, "ngram": "off"}
 MODELS = {
     "lstm-torch-embedding-2layers-wdrop": ["--cell", "lstm", "--num-layers", "2", "--weight-drop", "0.3"],
     "lstm-scratch-onehot": ["--cell", "lstm", "--impl", "scratch", "--encoder", "onehot"],

@@ -79,6 +79,18 @@ def test_not_beating_the_ngram_baseline_even_on_train_is_under_fitting():
     assert "--hidden-size" in flags and "--embedding-dim" in flags and "--dropout 0" in flags
 
 
+def test_a_network_over_the_ngram_is_judged_by_its_val_loss_not_its_left_out_train_loss():
+    # Its train loss scores every position with that position left out of the counts: above the
+    # n-gram's val loss as often as not, while the model beats the n-gram on validation.
+    train = [1.40, 1.36, 1.35, 1.35, 1.35, 1.35]
+    val = [1.30, 1.26, 1.25, 1.25, 1.25, 1.25]
+    records = _records(train, val)
+    assert fit_verdict(records, baseline=1.30).verdict == UNDER_FITTING  # a plain network would be
+    records[0]["residual"] = True
+    assert fit_verdict(records, baseline=1.30).verdict == GOOD_FIT
+    assert fit_verdict(records, baseline=1.20).verdict == UNDER_FITTING  # not beating it on val
+
+
 def test_under_fitting_while_still_falling_puts_longer_training_first():
     verdict = fit_verdict(_records([4.0, 3.6, 3.3, 3.1], [4.0, 3.6, 3.35, 3.15]), baseline=2.8)
     assert verdict.verdict == UNDER_FITTING

@@ -22,7 +22,7 @@ LINT = [
 
 def _lint(src: Path, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(src)}  # this copy of rnnlab, not the installed one
-    args = [*LINT, "--config", str(ROOT / "pyproject.toml"), "--no-cache"]
+    args = [*LINT, str(ROOT / "pyproject.toml"), "--no-cache"]
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 

@@ -10,7 +10,15 @@ import torch
 
 from rnnlab.nn.ngram import DenseKneserNey, KneserNeyLM, NGramCounts, discounts
 from rnnlab.nn.ngram.counts import lookup, unique_sorted
-from rnnlab.nn.ngram.dense import stream_context
+
+
+def stream_context(ids: np.ndarray, positions: np.ndarray, length: int) -> np.ndarray:
+    """``(N, length)`` the ``length`` ids before each position of ``ids`` (-1 before the start)."""
+    offsets = np.arange(-length, 0)
+    index = np.asarray(positions)[:, None] + offsets
+    out = np.asarray(ids, dtype=np.int64)[np.maximum(index, 0)]
+    out[index < 0] = -1
+    return out
 
 
 def _text(seed: int, n: int, v: int) -> np.ndarray:

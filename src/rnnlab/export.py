@@ -51,6 +51,12 @@ class OneStep(nn.Module):
         return (out.logits[:, 0], *state_tensors(out.state))
 
 
+NGRAM_REFUSAL = (
+    "this run's model is a residual over an n-gram (--ngram residual), whose count tables and lookups "
+    "an ONNX graph cannot carry; train with --ngram off to export a network on its own"
+)
+
+
 def one_step_model(cfg: ModelConfig, model: LanguageModel) -> OneStep:
     """A :class:`OneStep` over an inference copy of ``model``, float32 on the CPU, in eval mode.
 
@@ -106,11 +112,11 @@ def export_onnx(cfg: ModelConfig, model: LanguageModel, vocab: Vocab, path: str 
         The vocabulary file's path.
 
     Raises:
-        RnnlabError: the onnx package is missing, or ``path`` cannot be written (see
-            :func:`onnx_path_problem`).
+        RnnlabError: the onnx package is missing, the model is a residual over an n-gram, or ``path``
+            cannot be written (see :func:`onnx_path_problem`).
     """
     onnx = require_onnx()
-    problem = onnx_path_problem(path)
+    problem = NGRAM_REFUSAL if cfg.ngram != "off" else onnx_path_problem(path)
     if problem:
         raise RnnlabError(problem)
     step = one_step_model(cfg, model)

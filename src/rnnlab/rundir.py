@@ -6,6 +6,7 @@
         config.json          resolved config + the exact command line
         vocab.json           the train-split vocabulary (with unigram counts)
         model.safetensors    best-on-validation weights
+        ngram.safetensors    the n-gram counts a residual model builds on (--ngram residual)
         checkpoint.json      last resumable state (JSON part) ...
         checkpoint-*.safetensors   ... and its tensors
         metrics.jsonl        every metric, one JSON object per line
@@ -25,10 +26,12 @@ from rnnlab.data.vocab import Vocab
 from rnnlab.errors import RnnlabError
 from rnnlab.io import atomic_write_json, load_tensors, read_json, save_tensors, tensor_metadata
 from rnnlab.model import LanguageModel
+from rnnlab.nn.ngram import NGramFit, fit_arrays, fit_from_arrays
 
 RUNS_ROOT = Path("runs")
 MODEL_FORMAT = "rnnlab-model"
 MODEL_VERSION = 1
+NGRAM_FORMAT = "rnnlab-ngram"
 
 
 def default_run_path(cfg: TrainConfig) -> Path:
@@ -58,6 +61,7 @@ class RunDir:
     model_path = property(lambda self: self.path / "model.safetensors")
     metrics_path = property(lambda self: self.path / "metrics.jsonl")
     checkpoint_path = property(lambda self: self.path / "checkpoint.json")
+    ngram_path = property(lambda self: self.path / "ngram.safetensors")
 
     @classmethod
     def create(cls, out: str | Path | None, cfg: TrainConfig, corpus_sha256: str, command: str) -> RunDir:
@@ -115,10 +119,35 @@ class RunDir:
 
     def load_config(self) -> TrainConfig:
         config = self._config_doc()["config"]
-        optim = config.get("optim")
-        if isinstance(optim, dict):
-            optim.setdefault("schedule", "plateau")  # runs from before --schedule lowered on plateaus
+        # Runs from before these options: lowered the rate on plateaus, had no n-gram inside.
+        for section, key, old in (("optim", "schedule", "plateau"), ("model", "ngram", "off")):
+            if isinstance(config.get(section), dict):
+                config[section].setdefault(key, old)
         return TrainConfig.from_dict(config)
+
+    def save_ngram(self, fit: NGramFit) -> None:
+        """Store the n-gram a residual model builds on (its counts and order; written once)."""
+        tensors = {name: torch.from_numpy(array) for name, array in fit_arrays(fit).items()}
+        save_tensors(self.ngram_path, tensors, {"format": NGRAM_FORMAT, "version": str(MODEL_VERSION)})
+
+    def load_ngram(self) -> NGramFit:
+        """The n-gram :meth:`save_ngram` stored."""
+        if not self.ngram_path.is_file():
+            raise RnnlabError(f"{self.path} has no ngram.safetensors, which its --ngram residual model needs")
+        if tensor_metadata(self.ngram_path).get("format") != NGRAM_FORMAT:
+            raise RnnlabError(f"{self.ngram_path} is not an rnnlab n-gram file")
+        try:
+            return fit_from_arrays({k: t.numpy() for k, t in load_tensors(self.ngram_path).items()})
+        except (KeyError, ValueError) as e:
+            raise RnnlabError(f"{self.ngram_path} is incomplete ({e}); was it edited?") from e
+
+    def build_model(self, cfg: TrainConfig) -> LanguageModel:
+        """An untrained model of the run's config (with its n-gram when it is a residual model)."""
+        vocab_size = len(self.load_vocab())
+        if cfg.model.ngram == "off":
+            return LanguageModel.from_config(cfg.model, vocab_size)
+        fit = self.load_ngram()
+        return LanguageModel.from_config(cfg.model, vocab_size, fit.dense(), leave_one_out=fit.counted_all)
 
     def load_vocab(self) -> Vocab:
         return Vocab.load(self.vocab_path)
@@ -127,8 +156,7 @@ class RunDir:
         """The best-on-validation model, in eval mode, and the info stored with it."""
         if not self.model_path.is_file():
             raise RnnlabError(f"{self.path} has no model.safetensors yet: the run saved no model")
-        cfg = self.load_config()
-        model = LanguageModel.from_config(cfg.model, len(self.load_vocab()))
+        model = self.build_model(self.load_config())
         info = load_model_weights(self.model_path, model)
         return model.to(device).eval(), info
 

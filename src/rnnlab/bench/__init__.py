@@ -1,12 +1,14 @@
 """Speed and memory benchmarks of rnnlab beside the notes' pipeline (``rnnlab bench``).
 
-Five parts, each a module with ``run(BenchConfig) -> dict`` (figures, anchor, tables):
+Six parts, each a module with ``run(BenchConfig) -> dict`` (figures, anchor, tables); the first five
+are speed (``rnnlab bench``), the sixth takes hours and runs when named (``--parts quality``):
 
     training    chars/s and loss per character at the notes' config      rnnlab.bench.training
     cells       from-scratch vs torch.nn LSTM/GRU, fp32 and bf16         rnnlab.bench.cells
     flops       useful FLOP/s of a 2x512 LSTM LM vs the GEMM peak        rnnlab.bench.flops
     generation  generation chars/s vs the notes' predict()               rnnlab.bench.generation
     encoding    100 MB corpus encoding time and peak RSS                 rnnlab.bench.encoding
+    quality     val loss after 60 s / 600 s against the n-gram, per corpus rnnlab.bench.quality
 """
 
 from __future__ import annotations
@@ -25,14 +27,15 @@ from rnnlab.bench.report import markdown, write_report
 from rnnlab.data import builtin_corpus
 
 # Imported when run: `python -m rnnlab.bench.encoding` (the encoding child) then loads only its own part.
-PARTS = ("training", "cells", "flops", "generation", "encoding")
+PARTS = ("training", "cells", "flops", "generation", "encoding", "quality")
+SPEED_PARTS = PARTS[:5]  # what `rnnlab bench` runs by default
 
-__all__ = ["PARTS", "BenchConfig", "markdown", "run_bench", "write_report"]
+__all__ = ["PARTS", "SPEED_PARTS", "BenchConfig", "markdown", "run_bench", "write_report"]
 
 
 def run_bench(
     cfg: BenchConfig,
-    parts: Sequence[str] = tuple(PARTS),
+    parts: Sequence[str] = SPEED_PARTS,
     command: str = "rnnlab bench",
     log: Callable[[str], None] | None = None,
 ) -> dict:

@@ -14,6 +14,7 @@ TITLES = {
     "flops": "3. Useful FLOP/s vs the GEMM peak",
     "generation": "4. Generation",
     "encoding": "5. Corpus encoding",
+    "quality": "6. Quality per second",
 }
 
 

@@ -45,7 +45,7 @@ def train_ours(text: str, impl: str, precision: str, epochs: int) -> dict:
     values = dict(
         batch_size=BATCH, num_steps=STEPS, hidden_size=HIDDEN, cell="lstm", impl=impl,
         precision=precision, epochs=epochs, max_time=None, eval_every=batches, patience=10**6,
-        baseline=False, sample_length=0, device="cpu", seed=0,
+        baseline=False, sample_length=0, device="cpu", seed=0, ngram="off", schedule="plateau",
     )  # fmt: skip
     cfg = TrainConfig.from_flat(values)
     torch.manual_seed(cfg.run.seed)

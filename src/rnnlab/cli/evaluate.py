@@ -35,5 +35,7 @@ def run(args: argparse.Namespace) -> int:
         f"{result['data']}: loss {loss:.4f} nats/{unit}, ppl {result['ppl']:.2f}{bpc} "
         f"over {result['chars']:,} {unit}s (OOV {result['oov_rate']:.2%})"
     )
+    if "network_loss" in result:
+        human += f"; network alone {result['network_loss']:.4f}, n-gram alone {result['ngram_loss']:.4f}"
     print_result(result, args.json, human)
     return 0

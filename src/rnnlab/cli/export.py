@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rnnlab.errors import RnnlabError
-from rnnlab.export import export_onnx, onnx_path_problem, require_onnx
+from rnnlab.export import NGRAM_REFUSAL, export_onnx, onnx_path_problem, require_onnx
 from rnnlab.rundir import RunDir
 
 
@@ -27,6 +27,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     require_onnx()  # before any work: the one thing a user may have to install
     run_dir = RunDir.open(args.run_dir)
+    if run_dir.load_config().model.ngram != "off":
+        raise RnnlabError(NGRAM_REFUSAL)
     problem = onnx_path_problem(args.onnx)
     if problem:
         raise RnnlabError(problem)

@@ -157,5 +157,10 @@ def _print(result: TrainResult, as_json: bool) -> int:
         f"best val loss {summary['best_val_loss']:.4f} (ppl {summary['best_val_ppl']:.2f}{per}{bpc})"
         f"{test}, {summary['train_chars_per_s']:,.0f} {unit}s/s"
     )
+    if "network_val_loss" in summary:  # a residual model: what learning added to counting
+        human += (
+            f"; val loss of the n-gram alone {summary['ngram_val_loss']:.4f}, "
+            f"of the network alone {summary['network_val_loss']:.4f}"
+        )
     print_result(summary, as_json, human)
     return 0

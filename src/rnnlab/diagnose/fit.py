@@ -15,9 +15,11 @@ loop logs: the mean over the steps since the previous evaluation, in training mo
    ``(val − train) / val`` is at least :data:`GAP_WIDE` and still widening (by at least
    :data:`GAP_WIDENING` of val over the window). Over-fitting starts at ``s``.
 2. **under-fitting** when the final train loss does not beat the n-gram ``baseline``'s validation loss
-   (a model that cannot fit its own training text better than counting generalises is too weak); with
-   no baseline, when the best validation loss is still at least :data:`NEAR_UNIFORM` of ``ln V`` (the
-   uniform guess), read from the "start" record's ``vocab_size``.
+   (a model that cannot fit its own training text better than counting generalises is too weak); for
+   a network over the n-gram (the "start" record's ``residual``), when its best validation loss does
+   not (its train loss scores each position with its own event left out of the counts: a held-out
+   reading, not a fit); with no baseline, when the best validation loss is still at least
+   :data:`NEAR_UNIFORM` of ``ln V`` (the uniform guess), read from the "start" record's ``vocab_size``.
 3. **still improving** when the validation loss fell by at least :data:`IMPROVING` (relative) over the
    last :data:`TREND_EVALS` evaluations, or there is only one evaluation.
 4. **good fit** otherwise: validation has flattened without rising, and the model beats the baseline.
@@ -191,7 +193,8 @@ def _classify(e: FitEvidence, train: list[float | None], best: int, start: dict)
     if (rose or (stalled and wide)) and _train_fell_after(train, best):
         return OVER_FITTING, e.best_val_step
     if e.baseline_val_loss is not None:
-        if e.final_train_loss is not None and e.final_train_loss >= e.baseline_val_loss:
+        reference = e.best_val_loss if start.get("residual") else e.final_train_loss
+        if reference is not None and reference >= e.baseline_val_loss:
             return UNDER_FITTING, None
     else:
         vocab_size = finite(start.get("vocab_size"))

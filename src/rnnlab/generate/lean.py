@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -29,6 +30,9 @@ class LeanStep:
     matmul, its bias carrying ``ban``. No LMOutput, transposes, argument checks or state stacking per
     step.
 
+    A residual model's n-gram log-probabilities are added to the logits, from a context the step keeps
+    (its last ``n − 2`` ids and the new one).
+
     Eval mode only (dropout and weight drop are the identity there). The logits equal the forward's up
     to rounding (sums in another order), so the ids drawn from them are the reference path's
     (tests/test_bench.py checks every cell, both impls, both encoders).
@@ -54,7 +58,12 @@ class LeanStep:
             self.table = torch.addmm(b_in, self.embedding, w_ih_t)
         self.decoder_t = model.decoder.weight.t().contiguous()  # (H, V)
         self.decoder_bias = model.decoder.bias + ban
-        parts = state_tensors(state)  # (L, N, H) each: h (and the LSTM's c)
+        parts = state_tensors(state)  # (L, N, H) each: h (and the LSTM's c); a residual model's history
+        self.ngram = model.ngram
+        if self.ngram is not None:  # the n-gram's context: the last n - 2 ids, as numpy (N, n-2)
+            *parts, history = parts
+            self.history = history[0].cpu().numpy()
+            self.gate_t, self.gate_bias = model.prior_gate.weight.t().contiguous(), model.prior_gate.bias
         self.buffers = [self._buffers([part[k] for part in parts]) for k in range(rnn.num_layers)]
         self.now = 0  # which of each layer's two state buffers holds the current state
 
@@ -110,4 +119,17 @@ class LeanStep:
             self.kernel.step(buf["gi_t"], w_hh_t, b_h, h[now], h[new], rest[now], buf["row"], rest[new])
             x = h[new]  # (N, H)
         self.now = new
-        return torch.addmm(self.decoder_bias, x, self.decoder_t)  # (N, V), a new tensor
+        logits = torch.addmm(self.decoder_bias, x, self.decoder_t)  # (N, V), a new tensor
+        if self.ngram is None:
+            return logits
+        weight = torch.addmm(self.gate_bias, x, self.gate_t).add_(1)  # (N, 1): 1 + g(h)
+        return logits.addcmul_(weight, self._prior(ids).to(logits))
+
+    def _prior(self, ids: torch.Tensor) -> torch.Tensor:
+        """``(N, V)`` the n-gram's log-probabilities after each row's context and its new id."""
+        seen = np.concatenate([self.history, ids.cpu().numpy()[:, None]], axis=1)  # (N, n-1)
+        self.history = seen[:, 1:] if self.history.shape[1] else self.history
+        context = seen[:, seen.shape[1] - self.ngram.context_length :]
+        if len(ids) == 1:  # one context: the scalar path
+            return self.ngram.next_log_probs(context[0])[None]
+        return self.ngram.probs_flat(context).log_()

@@ -14,7 +14,16 @@ from rnnlab.nn.cells import (
 )
 from rnnlab.nn.dropout import Dropout, dropout
 from rnnlab.nn.layers import GRU, LAYERS, LSTM, RNN, recurrent_layer
-from rnnlab.nn.ngram import KneserNeyLM, NGramCounts, OrderScore, OrderSelection, select_order
+from rnnlab.nn.ngram import (
+    DenseKneserNey,
+    KneserNeyLM,
+    NGramCounts,
+    NGramFit,
+    OrderScore,
+    OrderSelection,
+    fit_ngram,
+    select_order,
+)
 from rnnlab.nn.regularizers import LockedDropout, WeightDrop, ar_tar_penalty, embedding_dropout
 from rnnlab.nn.rnnbase import RNNBase
 from rnnlab.nn.state import (
@@ -33,12 +42,14 @@ __all__ = [
     "LSTM",
     "RNN",
     "BatchNorm",
+    "DenseKneserNey",
     "Dropout",
     "GRUCell",
     "KneserNeyLM",
     "LSTMCell",
     "LockedDropout",
     "NGramCounts",
+    "NGramFit",
     "OrderScore",
     "OrderSelection",
     "RNNBase",
@@ -49,6 +60,7 @@ __all__ = [
     "detach_state",
     "dropout",
     "embedding_dropout",
+    "fit_ngram",
     "gru_step",
     "lstm_step",
     "recurrent_layer",

@@ -38,7 +38,8 @@ def _loss(record: dict | None, what: str) -> str:
     if not record:
         return "n/a"
     loss = float(record.get("loss", math.nan))
-    return f"loss {loss:.4f} nats, ppl {math.exp(min(loss, 50)):.2f}, {loss / math.log(2):.3f} bpc ({what})"
+    bpc = f", {record['bpc']:.3f} bpc" if record.get("bpc") is not None else ""  # none per word
+    return f"loss {loss:.4f} nats, ppl {math.exp(min(loss, 50)):.2f}{bpc} ({what})"
 
 
 def headline_numbers(records: list[dict]) -> tuple[tuple[str, str], ...]:
@@ -55,12 +56,18 @@ def headline_numbers(records: list[dict]) -> tuple[tuple[str, str], ...]:
         ("test score", _loss(test, f"best model, step {test.get('step')}") if test else "not scored"),
         ("best validation", _loss(best, f"step {best['step']}") if best else "no validation yet"),
     ]
+    parts = next((r for r in reversed(records) if r.get("event") == "parts"), None)
+    if parts:  # a residual model: what each part scores alone, so counting is not taken for learning
+        for name, key in (("network alone", "network"), ("its n-gram alone", "ngram")):
+            scores = [f"{split} loss {parts[split][key]:.4f}" for split in ("val", "test") if split in parts]
+            rows.append((name, ", ".join(scores) + " nats"))
     if base:
         rows.append(
             (
                 "n-gram baseline",
-                f"val ppl {base['val_ppl']:.2f}, test ppl {base['test_ppl']:.2f} "
-                f"(Kneser-Ney, order {base['order']})",
+                f"val ppl {base['val_ppl']:.2f}"
+                + (f", test ppl {base['test_ppl']:.2f}" if base.get("test_ppl") is not None else "")
+                + f" (Kneser-Ney, order {base['order']})",
             )
         )
     adaptive = next((r for r in reversed(records) if r.get("event") == "adaptive"), None)

@@ -1,4 +1,4 @@
-"""Held-out evaluation: mean next-character loss over a whole id stream, state carried throughout."""
+"""Held-out evaluation: mean next-token loss over a whole id stream, state carried throughout."""
 
 from __future__ import annotations
 
@@ -13,20 +13,27 @@ MIN_ROW_CHARS = 1024
 MAX_ROWS = 64
 
 
+def held_out(ids: np.ndarray, max_tokens: int) -> np.ndarray:
+    """The first ``max_tokens`` scored tokens of a split (``max_tokens + 1`` ids; 0: all of it)."""
+    return ids[: max_tokens + 1] if max_tokens else ids
+
+
 @torch.no_grad()
-def evaluate_loss(model: torch.nn.Module, ids: np.ndarray, num_steps: int = 256) -> tuple[float, int]:
+def evaluate_parts(model: torch.nn.Module, ids: np.ndarray, num_steps: int = 256) -> dict:
     """Mean cross-entropy (nats) of predicting ``ids[1:]`` from what precedes each one.
 
     The stream is laid into rows (as :func:`rnnlab.data.consecutive_batches` does) and read window by
-    window with the state carried, so each character is scored with all the context of its row; the
-    last, shorter window is scored too. At most ``rows - 1`` characters at the very end are left out.
+    window with the state carried, so each token is scored with all the context of its row; the last,
+    shorter window is scored too. At most ``rows - 1`` tokens at the very end are left out.
 
     Returns:
-        ``(loss, count)``: the mean loss and how many characters it averages over.
+        ``{"loss", "count"}``: the mean loss and how many tokens it averages over; for a residual model
+        (its output carries a ``prior``) also ``"network"`` and ``"ngram"``: the loss of the network's
+        logits alone and of the n-gram alone, on the same tokens.
     """
     n = len(ids) - 1
     if n < 1:
-        return float("nan"), 0
+        return {"loss": float("nan"), "count": 0}
     rows = int(np.clip(n // MIN_ROW_CHARS, 1, MAX_ROWS))
     row_len = n // rows
     device = next(model.parameters()).device
@@ -35,12 +42,23 @@ def evaluate_loss(model: torch.nn.Module, ids: np.ndarray, num_steps: int = 256)
     Y = stream[1:].view(rows, row_len).to(device)
     was_training = model.training
     model.eval()
-    total, state = 0.0, None
+    sums, state = {"loss": 0.0}, None
     try:
         for t in range(0, row_len, num_steps):
             out = model(X[:, t : t + num_steps], state)
-            state = out.state
-            total += float(cross_entropy(out.logits, Y[:, t : t + num_steps], reduction="sum"))
+            state, y = out.state, Y[:, t : t + num_steps]
+            sums["loss"] += float(cross_entropy(out.logits, y, reduction="sum"))
+            if out.prior is not None:
+                network = cross_entropy(out.logits - out.prior_weight * out.prior, y, reduction="sum")
+                sums["network"] = sums.get("network", 0.0) + float(network)
+                sums["ngram"] = sums.get("ngram", 0.0) + float(cross_entropy(out.prior, y, reduction="sum"))
     finally:
         model.train(was_training)
-    return total / (rows * row_len), rows * row_len
+    count = rows * row_len
+    return {**{k: v / count for k, v in sums.items()}, "count": count}
+
+
+def evaluate_loss(model: torch.nn.Module, ids: np.ndarray, num_steps: int = 256) -> tuple[float, int]:
+    """``(loss, count)`` of :func:`evaluate_parts`: the mean loss and how many tokens it averages over."""
+    parts = evaluate_parts(model, ids, num_steps)
+    return parts["loss"], parts["count"]

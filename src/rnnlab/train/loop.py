@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import torch
 
@@ -13,43 +13,29 @@ from rnnlab.config import TrainConfig
 from rnnlab.data import Corpus
 from rnnlab.errors import RnnlabError
 from rnnlab.model import LanguageModel
+from rnnlab.nn.ngram import NGramFit
 from rnnlab.nn.state import detach_state, state_from_tensors, state_tensors
 from rnnlab.rundir import RunDir, save_model
 from rnnlab.train.checkpoint import load_checkpoint, save_checkpoint, save_unless_broken
 from rnnlab.train.distributed import OneProcess, QuietReporter
-from rnnlab.train.evaluate import evaluate_loss
+from rnnlab.train.evaluate import evaluate_loss, held_out
+from rnnlab.train.loop_state import INTERRUPTED, LoopState
 from rnnlab.train.order import BatchOrder
 from rnnlab.train.reporting import Reporter, run_summary, validation_line, write_validation
 from rnnlab.train.schedule import budget_spent
-from rnnlab.train.scoring import check_trainable, corpus_info, score_adaptive, score_baseline, score_test
+from rnnlab.train.scoring import (
+    check_trainable,
+    corpus_info,
+    fit_run_ngram,
+    score_adaptive,
+    score_baseline,
+    score_best,
+)
 from rnnlab.train.step import Stepper
 from rnnlab.train.tensorboard import open_tensorboard
 
-INTERRUPTED = "interrupted"
-
 Samples = Callable[[torch.nn.Module], list[tuple[str, str]]]
 """``samples(model) -> [(prefix, text), ...]``: what the loop shows at each validation."""
-
-
-@dataclass
-class LoopState:
-    """Where the loop is: everything besides tensors that a checkpoint must restore."""
-
-    epoch: int = 0
-    batch: int = 0  # batches done in the current epoch
-    step: int = 0
-    chars_seen: int = 0
-    train_time: float = 0.0  # seconds spent in training steps (evaluation excluded)
-    best_val_loss: float = math.inf
-    best_step: int = 0
-    bad_evals: int = 0  # validations since the best one (early stopping)
-    run_loss_sum: float = 0.0  # running train loss since the last validation
-    run_count: int = 0
-    run_terms: dict = field(default_factory=dict)  # running sums of each penalty term
-    baseline_val_loss: float | None = None  # the n-gram baseline's, for comparison
-    test_loss: float | None = None
-    last_eval_step: int = -1
-    stop_reason: str | None = None
 
 
 class Trainer:
@@ -65,6 +51,7 @@ class Trainer:
         progress: show a tqdm bar.
         dist: this process's share of a torchrun run (default: one process, the whole batch).
         samples: text to show at each validation (None: none); the loop itself never touches text.
+        ngram: the run's n-gram fit, for the baseline record (None: fitted here when the run scores one).
     """
 
     def __init__(
@@ -78,6 +65,7 @@ class Trainer:
         progress: bool = True,
         dist: OneProcess | None = None,
         samples: Samples | None = None,
+        ngram: NGramFit | None = None,
     ):
         check_trainable(cfg, corpus)
         self.cfg, self.corpus, self.model, self.run, self.device = cfg, corpus, model, run, device
@@ -91,6 +79,7 @@ class Trainer:
         self.progress, self._log, self.samples = progress, log, samples
         self.stop_request: str | None = None  # set by a signal handler
         self.adaptive: dict | None = None  # adaptive evaluation's val/test loss, when run
+        self.ngram, self.parts = ngram, None  # the baseline's fit; the best model's scores in parts
 
     # --- checkpoints ---------------------------------------------------------------------------
 
@@ -150,7 +139,8 @@ class Trainer:
         if self.metrics_size is None:  # a new run, not a resumed one
             self.report.write("start", **corpus_info(self.corpus, self.model, self.order.per_epoch()))
             if r.baseline and main:
-                self.state.baseline_val_loss = score_baseline(self.corpus, self.report)
+                fit = self.ngram or fit_run_ngram(self.cfg, self.corpus)
+                self.state.baseline_val_loss = score_baseline(fit, self.report)
             self._save_checkpoint()  # resumable from the very start: a kill -9 never strands a run
         try:
             self._train_epochs()
@@ -163,7 +153,8 @@ class Trainer:
             else:
                 self._save_checkpoint()
             if main:  # the other processes hold the same model: their scores would be rank 0's
-                self.state.test_loss = score_test(self.model, self.corpus, self.run.model_path, self.report)
+                scores = score_best(self.model, self.corpus, self.run.model_path, self.report, r.eval_tokens)
+                self.state.test_loss, self.parts = scores["test"], scores["parts"]
             if r.adaptive_eval and main:
                 self.adaptive = score_adaptive(self.model, self.corpus, self.report)
         else:
@@ -264,7 +255,8 @@ class Trainer:
     def _validate(self) -> None:
         s = self.state
         # Rank 0's score for all: best model, LR on plateau and early stopping decide alike everywhere.
-        val_loss = self.dist.from_main(lambda: evaluate_loss(self.model, self.corpus.val)[0])
+        val = held_out(self.corpus.val, self.cfg.run.eval_tokens)
+        val_loss = self.dist.from_main(lambda: evaluate_loss(self.model, val)[0])
         train_loss = s.run_loss_sum / s.run_count if s.run_count else math.nan
         lr = self.stepper.lr
         write_validation(
@@ -289,9 +281,7 @@ class Trainer:
 
     def summary(self) -> dict:
         wall = time.perf_counter() - self._wall_start
-        unit = self.corpus.vocab.kind
-        summary = run_summary(self.state, self.run.path, self._chars_per_s(), wall, self.stepper.guard, unit)
-        if self.adaptive is not None:
-            summary["adaptive_val_ppl"] = math.exp(self.adaptive["val"])
-            summary["adaptive_test_ppl"] = math.exp(self.adaptive["test"]) if self.adaptive["test"] else None
-        return summary
+        return run_summary(
+            self.state, self.run.path, self._chars_per_s(), wall, self.stepper.guard, self.corpus.vocab.kind,
+            parts=self.parts, adaptive=self.adaptive,
+        )  # fmt: skip

@@ -125,12 +125,27 @@ def validation_line(state, train_loss: float, val_loss: float, improved: bool, l
     )
 
 
-def run_summary(state, run_path: Path, chars_per_s: float, wall_s: float, guard, unit: str = "char") -> dict:
-    """The one-line summary of a run (``rnnlab train --json`` prints it); ``unit``: the token kind."""
+def run_summary(
+    state,
+    run_path: Path,
+    chars_per_s: float,
+    wall_s: float,
+    guard,
+    unit: str = "char",
+    parts: dict | None = None,
+    adaptive: dict | None = None,
+) -> dict:
+    """The one-line summary of a run (``rnnlab train --json`` prints it).
+
+    Args:
+        unit: the token kind (``char`` or ``word``).
+        parts: a residual model's best scores in parts, per split (``network``, ``ngram``).
+        adaptive: adaptive evaluation's ``val`` and ``test`` losses.
+    """
     s = state
     best = loss_readings(s.best_val_loss, unit) if math.isfinite(s.best_val_loss) else {}
     test = loss_readings(s.test_loss, unit) if s.test_loss is not None else {}
-    return {
+    summary = {
         "run_dir": str(run_path),
         "stop_reason": s.stop_reason,
         "steps": s.step,
@@ -150,3 +165,9 @@ def run_summary(state, run_path: Path, chars_per_s: float, wall_s: float, guard,
         "skipped_steps": guard.skipped,
         "rollbacks": guard.rollbacks,
     }
+    for split, scores in (parts or {}).items():  # a residual model: the network alone, the n-gram alone
+        summary[f"network_{split}_loss"], summary[f"ngram_{split}_loss"] = scores["network"], scores["ngram"]
+    if adaptive is not None:
+        summary["adaptive_val_ppl"] = math.exp(adaptive["val"])
+        summary["adaptive_test_ppl"] = math.exp(adaptive["test"]) if adaptive["test"] else None
+    return summary

@@ -10,16 +10,14 @@ from pathlib import Path
 
 import torch
 
-from rnnlab.config import TrainConfig
+from rnnlab.config import MAX_NGRAM_ORDER, TrainConfig
 from rnnlab.data import Corpus, consecutive_batches, random_batches
 from rnnlab.errors import RnnlabError
 from rnnlab.losses import loss_readings
-from rnnlab.nn.ngram import select_order
+from rnnlab.nn.ngram import NGramFit, fit_ngram
 from rnnlab.rundir import load_model_weights
-from rnnlab.train.evaluate import evaluate_loss
+from rnnlab.train.evaluate import evaluate_parts, held_out
 from rnnlab.train.reporting import Reporter
-
-BASELINE_MAX_CHARS = 20_000_000  # beyond this the n-gram counts cost more than they tell
 
 
 def check_trainable(cfg: TrainConfig, corpus: Corpus) -> None:
@@ -46,38 +44,71 @@ def corpus_info(corpus: Corpus, model: torch.nn.Module, batches_per_epoch: int) 
         "oov_rate": corpus.oov_rate,
         "batches_per_epoch": batches_per_epoch,
         "params": sum(p.numel() for p in model.parameters()),
+        "residual": getattr(model, "ngram", None) is not None,  # a network over the n-gram
     }
 
 
-def score_baseline(corpus: Corpus, report: Reporter) -> float | None:
-    """Score the Kneser-Ney n-gram on the same split and vocabulary; returns its validation loss."""
-    if len(corpus.train) > BASELINE_MAX_CHARS:
-        report.say(f"n-gram baseline skipped: over {BASELINE_MAX_CHARS:,} training characters")
-        return None
-    start = time.perf_counter()
-    sel = select_order(corpus.train, corpus.val, len(corpus.vocab), test=corpus.test)
-    best = sel.best
+def fit_run_ngram(cfg: TrainConfig, corpus: Corpus) -> NGramFit:
+    """The run's n-gram: its first ``--ngram-tokens`` training tokens counted, the order chosen on the
+    validation tokens the run is scored on (``--ngram-order`` 0), test scored for the record."""
+    return fit_ngram(
+        corpus.train,
+        held_out(corpus.val, cfg.run.eval_tokens),
+        len(corpus.vocab),
+        test=held_out(corpus.test, cfg.run.eval_tokens) if len(corpus.test) else None,
+        max_order=MAX_NGRAM_ORDER,
+        max_tokens=cfg.model.ngram_tokens,
+        order=cfg.model.ngram_order,
+    )
+
+
+def score_baseline(fit: NGramFit, report: Reporter) -> float:
+    """Record the n-gram baseline (Kneser-Ney, order chosen on val); returns its validation loss."""
+    best = fit.selection.best
+    counted = fit.counts.num_counted
     report.write(
         "baseline",
-        order=sel.order,
+        order=fit.selection.order,
         val_loss=best.val_loss,
         val_ppl=best.val_ppl,
         test_loss=best.test_loss,
         test_ppl=best.test_ppl,
-        seconds=time.perf_counter() - start,
+        counted_tokens=counted,
+        seconds=fit.seconds,
     )
-    report.say(f"n-gram baseline (Kneser-Ney, order {sel.order} chosen on val): val ppl {best.val_ppl:.2f}")
+    some = "" if fit.counted_all else f", counted on the first {counted:,} training tokens"
+    report.say(
+        f"n-gram baseline (Kneser-Ney, order {fit.selection.order} chosen on val{some}): "
+        f"val ppl {best.val_ppl:.2f}"
+    )
     return best.val_loss
 
 
-def score_test(model: torch.nn.Module, corpus: Corpus, model_path: Path, report: Reporter) -> float | None:
-    """Load the best weights into ``model`` and score the test split once; returns its loss."""
-    if len(corpus.test) < 2 or not model_path.exists():
-        return None
+def score_best(
+    model: torch.nn.Module, corpus: Corpus, model_path: Path, report: Reporter, eval_tokens: int
+) -> dict:
+    """Load the best weights into ``model`` and score the test split once ("test" record). A residual
+    model is also scored in parts on val and test ("parts": the network's logits alone, the n-gram alone,
+    both), so nobody mistakes counting for learning. Returns ``{"test": loss or None, "parts": ...}``."""
+    if not model_path.exists():
+        return {"test": None, "parts": None}
     info = load_model_weights(model_path, model)
-    loss, count = evaluate_loss(model, corpus.test)
-    report.write("test", step=info.get("step"), chars=count, **loss_readings(loss, corpus.vocab.kind))
-    return loss
+    test = held_out(corpus.test, eval_tokens)
+    scores = {"test": None, "parts": None}
+    if len(test) >= 2:
+        parts = evaluate_parts(model, test)
+        report.write(
+            "test",
+            step=info.get("step"),
+            chars=parts["count"],
+            **loss_readings(parts["loss"], corpus.vocab.kind),
+        )
+        scores["test"] = parts["loss"]
+    if getattr(model, "ngram", None) is not None:
+        splits = {"val": held_out(corpus.val, eval_tokens), "test": test}
+        scores["parts"] = {name: evaluate_parts(model, ids) for name, ids in splits.items() if len(ids) >= 2}
+        report.write("parts", step=info.get("step"), **scores["parts"])
+    return scores
 
 
 def score_adaptive(model: torch.nn.Module, corpus: Corpus, report: Reporter) -> dict[str, float] | None:

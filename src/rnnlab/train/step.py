@@ -71,7 +71,7 @@ class Stepper:
         X, Y = X.to(self.device, non_blocking=True), Y.to(self.device, non_blocking=True)
         self.monitor.begin_step(step)
         with autocast(self.device, self.precision):
-            out = self.forward_model(X, state)
+            out = self.forward_model(X, state, targets=Y)  # a residual model leaves each event out
         loss = cross_entropy(out.logits, Y)
         terms = regularization_terms(
             self.model, out.outputs, l1=reg.l1, l2=reg.l2, elastic_net=reg.elastic_net, ar=reg.ar, tar=reg.tar

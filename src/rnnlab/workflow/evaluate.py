@@ -9,7 +9,7 @@ from rnnlab.data import Corpus, read_texts
 from rnnlab.device import resolve_device
 from rnnlab.losses import loss_readings
 from rnnlab.rundir import RunDir
-from rnnlab.train.evaluate import evaluate_loss
+from rnnlab.train.evaluate import evaluate_parts
 
 
 def evaluate_run(
@@ -30,7 +30,8 @@ def evaluate_run(
 
     Returns:
         ``{run_dir, data, chars, oov_rate, model_step, unit, loss, ppl, bpc}`` (``chars`` counts tokens
-        of ``unit``; ``bpc`` is None for word runs).
+        of ``unit``; ``bpc`` is None for word runs); a residual model's also ``network_loss`` and
+        ``ngram_loss``: the network's logits alone and the n-gram alone, on the same tokens.
     """
     run = RunDir.open(run_dir)
     vocab = run.load_vocab()
@@ -41,13 +42,16 @@ def evaluate_run(
     else:
         corpus = Corpus.from_config(run.load_config().data, vocab=vocab)
         ids, source, oov = corpus.split(split), f"{split} split", corpus.oov_rate[split]
-    loss, count = evaluate_loss(model, ids)
-    return {
+    parts = evaluate_parts(model, ids)
+    result = {
         "run_dir": str(run.path),
         "data": source,
-        "chars": count,
+        "chars": parts["count"],
         "oov_rate": oov,
         "model_step": info.get("step"),
         "unit": vocab.kind,  # what "chars", loss and ppl count: characters, or words
-        **loss_readings(loss, vocab.kind),
+        **loss_readings(parts["loss"], vocab.kind),
     }
+    if "network" in parts:
+        result["network_loss"], result["ngram_loss"] = parts["network"], parts["ngram"]
+    return result

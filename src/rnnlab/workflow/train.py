@@ -32,12 +32,14 @@ from rnnlab.diagnose.run import Diagnosis, diagnose
 from rnnlab.errors import RnnlabError
 from rnnlab.generate import SamplingConfig, generate_text
 from rnnlab.model import LanguageModel
+from rnnlab.nn.ngram import NGramFit
 from rnnlab.presets import resolve_preset
 from rnnlab.rundir import RunDir, command_line
 from rnnlab.train import Trainer, load_checkpoint, read_metrics
 from rnnlab.train.distributed import OneProcess, processes
-from rnnlab.train.loop import INTERRUPTED, Samples, check_trainable
+from rnnlab.train.loop import INTERRUPTED, Samples
 from rnnlab.train.schedule import schedule_name
+from rnnlab.train.scoring import check_trainable, fit_run_ngram
 from rnnlab.train.tensorboard import require_tensorboard
 
 # What a resumed run may change: when to stop, and where to compute.
@@ -109,14 +111,19 @@ def start_run(
         optim=replace(cfg.optim, schedule=schedule_name(cfg.optim, cfg.run)),
         run=replace(cfg.run, precision=resolve_precision(cfg.run.precision, device)),
     )
+    residual = cfg.model.ngram == "residual"
+    fit = fit_run_ngram(cfg, corpus) if residual or cfg.run.baseline else None
     torch.manual_seed(cfg.run.seed)
-    model = LanguageModel.from_config(cfg.model, len(corpus.vocab)).to(device)
+    ngram = fit.dense() if residual else None
+    model = LanguageModel.from_config(cfg.model, len(corpus.vocab), ngram, residual and fit.counted_all)
+    model = model.to(device)
     dist.seed(cfg.run.seed)
     command = _command(argv, values, dist)
     # Only now that every input is valid: a refused run leaves nothing on disk. Rank 0 writes.
-    run_dir = dist.from_main(lambda: _create_run(cfg, corpus, command))
+    run_dir = dist.from_main(lambda: _create_run(cfg, corpus, command, fit if residual else None))
+    samples = _samples(cfg, corpus)
     trainer = Trainer(
-        cfg, corpus, model, run_dir, device, progress=progress, dist=dist, samples=_samples(cfg, corpus)
+        cfg, corpus, model, run_dir, device, progress=progress, dist=dist, samples=samples, ngram=fit
     )
     return _fit(trainer, dist, handle_signals)
 
@@ -161,7 +168,7 @@ def resume_run(
         raise RnnlabError("the corpus changed since this run started; resume needs the same text")
     ckpt = load_checkpoint(run.path)
     device = dist.setup(cfg)
-    model = LanguageModel.from_config(cfg.model, len(corpus.vocab)).to(device)
+    model = run.build_model(cfg).to(device)
     trainer = Trainer(
         cfg, corpus, model, run, device, progress=progress, dist=dist, samples=_samples(cfg, corpus)
     )
@@ -182,9 +189,11 @@ def resume_run(
     return _fit(trainer, dist, handle_signals)
 
 
-def _create_run(cfg: C.TrainConfig, corpus: Corpus, command: str) -> RunDir:
+def _create_run(cfg: C.TrainConfig, corpus: Corpus, command: str, ngram: NGramFit | None) -> RunDir:
     run_dir = RunDir.create(cfg.run.out, cfg, corpus.fingerprint(), command)
     corpus.vocab.save(run_dir.vocab_path)
+    if ngram is not None:
+        run_dir.save_ngram(ngram)
     return run_dir
 
 

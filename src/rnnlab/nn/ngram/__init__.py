@@ -3,11 +3,13 @@
 Every run's baseline, and the n-gram a network may build on (``--ngram residual``: the network learns
 a residual over its log-probabilities). ``counts`` numbers every k-gram of the training stream;
 ``kneser_ney`` smooths them and chooses the order on validation; ``dense`` gives whole next-id
-distributions for batches of contexts, with leave-one-out on the text the counts came from.
+distributions for batches of contexts, with leave-one-out on the text the counts came from; ``fit``
+makes a run's n-gram (bounded counting, order chosen on validation) and stores it.
 """
 
 from rnnlab.nn.ngram.counts import NGramCounts
 from rnnlab.nn.ngram.dense import DenseKneserNey
+from rnnlab.nn.ngram.fit import NGramFit, fit_arrays, fit_from_arrays, fit_ngram
 from rnnlab.nn.ngram.kneser_ney import (
     KneserNeyLM,
     OrderScore,
@@ -21,9 +23,13 @@ __all__ = [
     "DenseKneserNey",
     "KneserNeyLM",
     "NGramCounts",
+    "NGramFit",
     "OrderScore",
     "OrderSelection",
     "discounts",
+    "fit_arrays",
+    "fit_from_arrays",
+    "fit_ngram",
     "select_order",
     "select_order_of",
 ]

@@ -197,13 +197,15 @@ class DenseKneserNey:
         return p
 
     def next_log_probs(self, context, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """``(V,)`` ln P(next id | ``context``) for one context (its last ``n − 1`` ids count).
+        """``(V,)`` ln P(next id | ``context``) for one context (its last ``n − 1`` ids count; -1 marks
+        "before the stream's start", as in :meth:`probs_flat`).
 
         The generation path: scalar lookups and ``V``-wide numpy updates, order by order (what
         :meth:`probs_flat` does for many rows costs ~100 small numpy calls, too many for one).
         """
         v = self.vocab_size
         ctx = [int(x) for x in np.asarray(context).reshape(-1)[-(self.order - 1) :]] if self.order > 1 else []
+        ctx = ctx[len(ctx) - next((i for i, x in enumerate(reversed(ctx)) if x < 0), len(ctx)) :]
         p = np.full(v, 1.0 / v)
         h = 0
         for m, t in enumerate(self.tables):
@@ -258,15 +260,6 @@ def _numpy(x) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.cpu().numpy()
     return np.asarray(x, dtype=np.int64)
-
-
-def stream_context(ids: np.ndarray, positions: np.ndarray, length: int) -> np.ndarray:
-    """``(N, length)`` the ``length`` ids before each position of ``ids`` (-1 before the start)."""
-    offsets = np.arange(-length, 0)
-    index = np.asarray(positions)[:, None] + offsets
-    out = np.asarray(ids, dtype=np.int64)[np.maximum(index, 0)]
-    out[index < 0] = -1
-    return out
 
 
 def _row_entries(t: OrderTable, safe: np.ndarray, use: np.ndarray, coef: np.ndarray) -> tuple:

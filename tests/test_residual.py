@@ -1,0 +1,150 @@
+"""A network learning the residual of a Kneser-Ney n-gram (--ngram residual): its invariants, and that
+every command works with it."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import last_json, metric_records, metrics_without_timing, tiny_run_argv
+
+from rnnlab.cli import main
+from rnnlab.data import Corpus
+from rnnlab.generate import sample_ids
+from rnnlab.model import LanguageModel
+from rnnlab.nn import KneserNeyLM, fit_ngram
+from rnnlab.rundir import RunDir
+from rnnlab.train.evaluate import evaluate_parts
+from rnnlab.train.loop import INTERRUPTED, Trainer
+
+
+@pytest.fixture(scope="module")
+def corpus(corpus_file):
+    return Corpus.from_files([corpus_file])
+
+
+def _model(corpus, order: int = 4, **kwargs) -> tuple[LanguageModel, object]:
+    fit = fit_ngram(corpus.train, corpus.val, len(corpus.vocab), max_order=order, order=order)
+    torch.manual_seed(0)
+    model = LanguageModel(len(corpus.vocab), hidden_size=16, embedding_dim=8, ngram=fit.dense(), **kwargs)
+    return model, fit
+
+
+@pytest.mark.parametrize("order", [1, 2, 4])
+def test_an_untrained_residual_model_scores_exactly_its_ngram(corpus, order):
+    model, fit = _model(corpus, order)
+    parts = evaluate_parts(model, corpus.val)
+    assert parts["loss"] == pytest.approx(parts["ngram"], abs=1e-6)  # the decoder starts at zero
+    lm = KneserNeyLM(fit.counts, order)  # the reference, one position at a time
+    assert parts["ngram"] == pytest.approx(float(-lm.log_prob(corpus.val)[1:].mean()), abs=1e-5)
+    uniform = np.log(len(corpus.vocab))
+    assert parts["network"] == pytest.approx(uniform, abs=1e-5)  # zero logits: the network knows nothing
+
+
+def test_the_weight_on_the_ngram_is_read_from_the_state_and_scales_its_log_probabilities(corpus):
+    model, _ = _model(corpus)
+    with torch.no_grad():
+        model.prior_gate.bias.fill_(0.5)  # trust the counts 1.5 times as much everywhere
+    x = torch.from_numpy(corpus.train[:64].astype(np.int64)).view(2, 32)
+    out = model(x)
+    torch.testing.assert_close(out.prior_weight, torch.full((2, 32, 1), 1.5))
+    torch.testing.assert_close(out.logits, 1.5 * out.prior)  # the decoder is still zero
+
+
+def test_the_ngram_distributions_sum_to_one_and_the_state_carries_its_context(corpus):
+    model, _ = _model(corpus)
+    x = torch.from_numpy(corpus.train[:96].astype(np.int64)).view(2, 48)
+    whole = model(x)
+    torch.testing.assert_close(whole.prior.exp().sum(-1), torch.ones(2, 48), rtol=0, atol=1e-5)
+    first = model(x[:, :20])
+    second = model(x[:, 20:], first.state)  # the history (the last n - 2 ids) goes with the state
+    torch.testing.assert_close(torch.cat([first.prior, second.prior], 1), whole.prior)
+    torch.testing.assert_close(torch.cat([first.logits, second.logits], 1), whole.logits)
+
+
+def test_leave_one_out_applies_in_training_with_targets_only(corpus):
+    model, _ = _model(corpus, leave_one_out=True)
+    x = torch.from_numpy(corpus.train[:129].astype(np.int64))
+    x, y = x[:-1].view(2, 64), x[1:].view(2, 64)
+    model.train()
+    left_out = model(x, targets=y).prior
+    assert not torch.allclose(left_out, model(x).prior)  # seen contexts lose their own event
+
+    # ...which makes the n-gram less sure of the training text: its loss there rises
+    def nll(prior):
+        return torch.nn.functional.nll_loss(prior.reshape(128, -1), y.reshape(-1))
+
+    assert nll(left_out) > nll(model(x).prior)
+    model.eval()
+    torch.testing.assert_close(model(x, targets=y).prior, model(x).prior)  # never on held-out text
+
+
+def test_generation_fast_path_draws_the_reference_ids(corpus):
+    model, _ = _model(corpus)
+    with torch.no_grad():
+        model.decoder.weight.normal_(0, 0.5)  # a residual that changes the n-gram's distribution...
+        model.prior_gate.weight.normal_(0, 0.3)  # ...and how much of it to trust at each position
+    prefix = torch.from_numpy(corpus.train[:10].astype(np.int64))
+    for samples in (1, 3):
+        runs = []
+        for fast in (True, False):
+            generator = torch.Generator().manual_seed(4)
+            steps = sample_ids(model.eval(), prefix, 60, num_samples=samples, generator=generator, fast=fast)
+            runs.append(torch.stack(list(steps)))
+        torch.testing.assert_close(runs[0], runs[1])
+
+
+def test_a_residual_run_trains_generates_evaluates_reports_and_refuses_export(tmp_path, corpus_file, capsys):
+    run = tmp_path / "r"
+    assert main(tiny_run_argv(corpus_file, run, max_steps=20, json=True)) == 0
+    summary = last_json(capsys.readouterr().out)
+    assert (run / "ngram.safetensors").is_file()
+    assert summary["best_val_loss"] < summary["ngram_val_loss"] + 0.5  # it starts from the n-gram
+    assert {"network_val_loss", "ngram_test_loss"} <= set(summary)
+    baseline = metric_records(run, "baseline")[0]
+    assert baseline["counted_tokens"] == len(Corpus.from_files([corpus_file]).train)
+    assert main(["evaluate", str(run), "--json"]) == 0
+    evaluated = last_json(capsys.readouterr().out)
+    assert evaluated["loss"] == pytest.approx(summary["test_loss"]) and "ngram_loss" in evaluated
+    assert main(["generate", str(run), "--prefix", "the ", "--length", "40", "--seed", "3"]) == 0
+    assert len(capsys.readouterr().out.strip()) >= 40
+    assert main(["report", str(run)]) == 0
+    assert "network alone" in (run / "report.html").read_text(encoding="utf-8")
+    assert main(["export", str(run), "--onnx", str(tmp_path / "m.onnx")]) == 2
+    assert "--ngram off" in capsys.readouterr().err and not (tmp_path / "m.onnx").exists()
+    config = json.loads((run / "config.json").read_text())["config"]["model"]
+    assert config["ngram"] == "residual"
+
+
+@pytest.mark.parametrize("sampling", ["consecutive", "random"])
+def test_a_residual_run_resumes_exactly(tmp_path, corpus_file, monkeypatch, capsys, sampling):
+    argv = tiny_run_argv  # the interrupted and the whole run take the same flags
+    flags = {"sampling": sampling, "batch_size": 8, "num_steps": 12, "max_steps": 30, "eval_every": 4}
+    assert main(argv(corpus_file, tmp_path / "whole", **flags)) == 0
+    original = Trainer._train_step
+
+    def stop_at_13(self, X, Y):
+        original(self, X, Y)
+        if self.state.step == 13:
+            self.stop_request = INTERRUPTED
+
+    with monkeypatch.context() as m:
+        m.setattr(Trainer, "_train_step", stop_at_13)
+        assert main(argv(corpus_file, tmp_path / "cut", **flags)) == 130
+    assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet"]) == 0
+    assert metrics_without_timing(tmp_path / "cut") == metrics_without_timing(tmp_path / "whole")
+
+
+def test_word_runs_build_on_a_word_ngram(tmp_path, corpus_file, capsys):
+    assert main(tiny_run_argv(corpus_file, tmp_path / "w", tokens="word", max_steps=10, json=True)) == 0
+    summary = last_json(capsys.readouterr().out)
+    assert summary["unit"] == "word" and summary["ngram_val_loss"] is not None
+    model, _ = RunDir(tmp_path / "w").load_model()
+    assert model.ngram is not None and model.ngram.vocab_size == model.vocab_size
+
+
+def test_ngram_off_is_the_network_alone(tmp_path, corpus_file, capsys):
+    assert main(tiny_run_argv(corpus_file, tmp_path / "n", ngram="off", max_steps=10, json=True)) == 0
+    summary = last_json(capsys.readouterr().out)
+    assert "network_val_loss" not in summary and not (tmp_path / "n" / "ngram.safetensors").exists()
+    assert metric_records(tmp_path / "n", "baseline")  # still judged against the n-gram
