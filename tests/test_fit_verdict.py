@@ -91,6 +91,18 @@ def test_a_network_over_the_ngram_is_judged_by_its_val_loss_not_its_left_out_tra
     assert fit_verdict(records, baseline=1.20).verdict == UNDER_FITTING  # not beating it on val
 
 
+def test_a_model_scored_before_its_first_step_can_over_fit_from_step_0():
+    # A network over the n-gram is scored at step 0 (no train loss yet); here it only got worse after.
+    records = _records([2.0, 1.6, 1.2, 1.0], [5.2, 5.5, 5.9, 6.3])
+    records.remove(next(r for r in records if r["event"] == "train"))  # step 0 has no train record
+    for r in records:
+        if r.get("step"):
+            r["step"] -= EVERY  # the first evaluation at step 0
+    records[0]["residual"] = True
+    verdict = fit_verdict(records, baseline=5.16)
+    assert verdict.verdict == OVER_FITTING and verdict.since_step == 0
+
+
 def test_under_fitting_while_still_falling_puts_longer_training_first():
     verdict = fit_verdict(_records([4.0, 3.6, 3.3, 3.1], [4.0, 3.6, 3.35, 3.15]), baseline=2.8)
     assert verdict.verdict == UNDER_FITTING

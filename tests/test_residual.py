@@ -101,6 +101,8 @@ def test_a_residual_run_trains_generates_evaluates_reports_and_refuses_export(tm
     assert (run / "ngram.safetensors").is_file()
     assert summary["best_val_loss"] < summary["ngram_val_loss"] + 0.5  # it starts from the n-gram
     assert {"network_val_loss", "ngram_test_loss"} <= set(summary)
+    first = metric_records(run, "val")[0]  # scored before the first step: the n-gram's loss
+    assert first["step"] == 0 and summary["best_val_loss"] <= first["loss"]
     baseline = metric_records(run, "baseline")[0]
     assert baseline["counted_tokens"] == len(Corpus.from_files([corpus_file]).train)
     assert main(["evaluate", str(run), "--json"]) == 0

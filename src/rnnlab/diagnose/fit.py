@@ -180,7 +180,10 @@ def fit_verdict(records: list[dict], baseline: float | None = None) -> FitVerdic
 
 
 def _train_fell_after(train: list[float | None], best: int) -> bool:
-    before, after = train[best], train[-1]
+    """Whether the train loss at the end is below the first one logged at or after ``best`` (a model
+    scored before its first step has none there)."""
+    before = next((t for t in train[best:] if t is not None), None)
+    after = train[-1]
     return before is not None and after is not None and after < before
 
 

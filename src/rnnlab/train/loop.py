@@ -52,6 +52,8 @@ class Trainer:
         dist: this process's share of a torchrun run (default: one process, the whole batch).
         samples: text to show at each validation (None: none); the loop itself never touches text.
         ngram: the run's n-gram fit, for the baseline record (None: fitted here when the run scores one).
+        validate_first: score the untrained model before the first step (a network over an n-gram
+            starts at the n-gram's loss: the best model kept is then never worse than counting).
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class Trainer:
         dist: OneProcess | None = None,
         samples: Samples | None = None,
         ngram: NGramFit | None = None,
+        validate_first: bool = False,
     ):
         check_trainable(cfg, corpus)
         self.cfg, self.corpus, self.model, self.run, self.device = cfg, corpus, model, run, device
@@ -80,6 +83,7 @@ class Trainer:
         self.stop_request: str | None = None  # set by a signal handler
         self.adaptive: dict | None = None  # adaptive evaluation's val/test loss, when run
         self.ngram, self.parts = ngram, None  # the baseline's fit; the best model's scores in parts
+        self.validate_first = validate_first
 
     # --- checkpoints ---------------------------------------------------------------------------
 
@@ -141,7 +145,10 @@ class Trainer:
             if r.baseline and main:
                 fit = self.ngram or fit_run_ngram(self.cfg, self.corpus)
                 self.state.baseline_val_loss = score_baseline(fit, self.report)
-            self._save_checkpoint()  # resumable from the very start: a kill -9 never strands a run
+            if self.validate_first:
+                self._validate()  # ... which also checkpoints
+            else:
+                self._save_checkpoint()  # resumable from the very start: a kill -9 never strands a run
         try:
             self._train_epochs()
         finally:

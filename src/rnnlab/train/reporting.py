@@ -99,19 +99,21 @@ class Reporter:
 def write_validation(
     report: Reporter, state, train_loss: float, val_loss: float, lr: float, chars_per_s: float, unit: str
 ) -> None:
-    """The "train" (running loss since the last validation, lr, speed, penalties) and "val" records."""
+    """The "train" (running loss since the last validation, lr, speed, penalties) and "val" records;
+    before the first step there is no train loss and only "val" is written."""
     s = state
     common = {"step": s.step, "epoch": s.epoch, "chars_seen": s.chars_seen}
     penalties = {f"penalty_{k}": v / s.run_count for k, v in s.run_terms.items() if s.run_count}
-    report.write(
-        "train",
-        **common,
-        **loss_readings(train_loss, unit),
-        lr=lr,
-        chars_per_s=chars_per_s,
-        train_time=s.train_time,
-        **penalties,
-    )
+    if s.step > 0:
+        report.write(
+            "train",
+            **common,
+            **loss_readings(train_loss, unit),
+            lr=lr,
+            chars_per_s=chars_per_s,
+            train_time=s.train_time,
+            **penalties,
+        )
     report.write("val", **common, **loss_readings(val_loss, unit))
 
 

@@ -123,8 +123,9 @@ def start_run(
     run_dir = dist.from_main(lambda: _create_run(cfg, corpus, command, fit if residual else None))
     samples = _samples(cfg, corpus)
     trainer = Trainer(
-        cfg, corpus, model, run_dir, device, progress=progress, dist=dist, samples=samples, ngram=fit
-    )
+        cfg, corpus, model, run_dir, device, progress=progress, dist=dist, samples=samples, ngram=fit,
+        validate_first=residual,  # it starts as the n-gram: the model kept is never worse than that
+    )  # fmt: skip
     return _fit(trainer, dist, handle_signals)
 
 
