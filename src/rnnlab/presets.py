@@ -1,8 +1,9 @@
-"""Named recipes: bundles of flag values for a kind of corpus, picked by name or by corpus size.
+"""Named recipes: bundles of flag values for a size of corpus and of budget, picked by name or by both.
 
 Order of precedence, lowest first: dataclass defaults, the preset, the --config TOML file, the flags.
 ``auto`` picks ``small-corpus`` below :data:`SMALL_CORPUS_TOKENS` training tokens (characters, or words
-with ``--tokens word``), else ``default``.
+with ``--tokens word``), ``long`` from :data:`LONG_TOKENS` tokens when the run has at least
+:data:`LONG_SECONDS` of training time (or no time limit), else ``default``.
 Presets never change how the corpus is read or split (those keys are refused), so the corpus can be
 loaded first and the preset chosen from its size.
 """
@@ -12,6 +13,9 @@ from __future__ import annotations
 from rnnlab.errors import RnnlabError
 
 SMALL_CORPUS_TOKENS = 200_000  # below this, over-fitting comes within minutes: regularise by default
+LONG_TOKENS = 500_000  # ... from this, a wider network pays off once it has minutes to learn
+LONG_SECONDS = 300.0
+ALIASES = {"shakespeare": "long"}  # older names, still accepted
 
 PRESETS: dict[str, dict] = {
     # The dataclass defaults: readable text from the built-in corpus in about a minute.
@@ -32,9 +36,9 @@ PRESETS: dict[str, dict] = {
         "eval_every": 50,  # a small validation split is cheap to score; early stopping reacts sooner
         "adaptive_eval": True,  # repeated lines: cache + dynamic evaluation + n-gram mixing at the end
     },
-    # The char-rnn benchmark (tiny Shakespeare, ~1 MB) in minutes on a CPU: a wider LSTM than the
-    # default, a little dropout. Measured against nanoGPT's CPU figures: results/shakespeare.md.
-    "shakespeare": {
+    # Minutes on a ~1 MB corpus or more (tiny Shakespeare, the char-rnn benchmark): a wider LSTM than
+    # the default, a little dropout. Measured against nanoGPT's CPU figures: results/shakespeare.md.
+    "long": {
         "hidden_size": 512,
         "embedding_dim": 128,
         "dropout": 0.1,
@@ -46,13 +50,22 @@ DATA_KEYS = ("corpus", "builtin", "split", "min_freq", "encoding", "errors")
 
 
 def preset_names() -> tuple[str, ...]:
-    return ("auto", *PRESETS)
+    return ("auto", *PRESETS, *ALIASES)
 
 
-def resolve_preset(name: str, train_tokens: int) -> tuple[str, dict]:
-    """The preset's name (``auto`` resolved by corpus size) and its flag values."""
+def resolve_preset(name: str, train_tokens: int, max_time: float | None = None) -> tuple[str, dict]:
+    """The preset's name (``auto`` resolved by the training split's size and the run's ``max_time``;
+    an alias resolved to its name) and its flag values."""
     if name == "auto":
-        name = "small-corpus" if train_tokens < SMALL_CORPUS_TOKENS else "default"
+        long = max_time is None or max_time >= LONG_SECONDS
+        name = (
+            "small-corpus"
+            if train_tokens < SMALL_CORPUS_TOKENS
+            else "long"
+            if long and train_tokens >= LONG_TOKENS
+            else "default"
+        )
+    name = ALIASES.get(name, name)
     if name not in PRESETS:
         raise RnnlabError(f"--preset must be one of {', '.join(preset_names())}; got {name!r}")
     values = PRESETS[name]

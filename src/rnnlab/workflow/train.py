@@ -68,8 +68,12 @@ class TrainResult:
 
 
 def resolve_config(values: Mapping, train_tokens: int) -> C.TrainConfig:
-    """Defaults, then the preset (``auto``: chosen by the size of the training split), then ``values``."""
-    name, preset = resolve_preset(values.get("preset", "auto"), train_tokens)
+    """Defaults, then the preset (``auto``: chosen by the size of the training split and the time
+    budget), then ``values``."""
+    max_time = C.TrainConfig.from_flat(values).run.max_time
+    name, preset = resolve_preset(values.get("preset", "auto"), train_tokens, max_time)
+    if values.get("encoder") == "onehot":  # the preset's embedding regularisers need an embedding
+        preset = {k: v for k, v in preset.items() if k not in ("embedding_dropout", "input_dropout")}
     return C.TrainConfig.from_flat({**preset, **values, "preset": name})
 
 
