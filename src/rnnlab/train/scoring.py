@@ -93,21 +93,20 @@ def score_best(
     if not model_path.exists():
         return {"test": None, "parts": None}
     info = load_model_weights(model_path, model)
-    test = held_out(corpus.test, eval_tokens)
+    splits = {"val": held_out(corpus.val, eval_tokens), "test": held_out(corpus.test, eval_tokens)}
+    residual = getattr(model, "ngram", None) is not None
+    if not residual:
+        del splits["val"]  # the last validation scored it already; only a residual needs its parts
+    scored = {name: evaluate_parts(model, ids) for name, ids in splits.items() if len(ids) >= 2}
     scores = {"test": None, "parts": None}
-    if len(test) >= 2:
-        parts = evaluate_parts(model, test)
-        report.write(
-            "test",
-            step=info.get("step"),
-            chars=parts["count"],
-            **loss_readings(parts["loss"], corpus.vocab.kind),
-        )
-        scores["test"] = parts["loss"]
-    if getattr(model, "ngram", None) is not None:
-        splits = {"val": held_out(corpus.val, eval_tokens), "test": test}
-        scores["parts"] = {name: evaluate_parts(model, ids) for name, ids in splits.items() if len(ids) >= 2}
-        report.write("parts", step=info.get("step"), **scores["parts"])
+    if "test" in scored:
+        test = scored["test"]
+        readings = loss_readings(test["loss"], corpus.vocab.kind)
+        report.write("test", step=info.get("step"), chars=test["count"], **readings)
+        scores["test"] = test["loss"]
+    if residual:
+        scores["parts"] = scored
+        report.write("parts", step=info.get("step"), **scored)
     return scores
 
 
