@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import time
-
-from rnnlab.config import DataConfig
+from rnnlab.config import DataConfig, ModelConfig, RunConfig
 from rnnlab.data import Corpus
-from rnnlab.nn import OrderSelection, select_order
+from rnnlab.nn import OrderSelection, fit_ngram
+from rnnlab.train.evaluate import held_out
 
 
-def baseline(data: DataConfig, max_order: int = 7) -> tuple[dict, OrderSelection, Corpus]:
+def baseline(
+    data: DataConfig,
+    max_order: int = 7,
+    max_tokens: int | None = ModelConfig().ngram_tokens,
+    eval_tokens: int = RunConfig().eval_tokens,
+) -> tuple[dict, OrderSelection, Corpus]:
     """Fit modified Kneser-Ney models of orders 1..``max_order`` on the train split, choose the order on
-    validation, and score val and test (the test score never influences the choice).
+    validation, and score val and test (the test score never influences the choice), as a run does:
+    counting at most ``max_tokens`` training tokens, scoring at most ``eval_tokens`` of val and test.
 
     Returns:
         ``(result, selection, corpus)``: the JSON-able result (``order``, ``val_loss``, ``val_ppl``,
@@ -19,10 +24,12 @@ def baseline(data: DataConfig, max_order: int = 7) -> tuple[dict, OrderSelection
         :class:`rnnlab.nn.OrderSelection` (``render_text()`` prints its table), and the corpus.
     """
     corpus = Corpus.from_config(data)
-    start = time.perf_counter()
-    orders = range(1, max(1, max_order) + 1)
-    sel = select_order(corpus.train, corpus.val, len(corpus.vocab), orders, test=corpus.test)
-    best = sel.best
+    val, test = held_out(corpus.val, eval_tokens), held_out(corpus.test, eval_tokens)
+    fit = fit_ngram(
+        corpus.train, val, len(corpus.vocab), test=test if len(test) else None,
+        max_order=max(1, max_order), max_tokens=max_tokens,
+    )  # fmt: skip
+    sel, best = fit.selection, fit.selection.best
     result = {
         "source": corpus.source,
         "order": sel.order,
@@ -32,7 +39,8 @@ def baseline(data: DataConfig, max_order: int = 7) -> tuple[dict, OrderSelection
         "test_loss": best.test_loss,
         "test_ppl": best.test_ppl,
         "oov_rate": corpus.oov_rate,
-        "seconds": round(time.perf_counter() - start, 3),
+        "counted_tokens": fit.counts.num_counted,
+        "seconds": round(fit.seconds, 3),
         "orders": [{"order": s.order, "val_ppl": s.val_ppl, "test_ppl": s.test_ppl} for s in sel.scores],
     }
     return result, sel, corpus
