@@ -152,6 +152,10 @@ CASES = {
     ),
     # export
     "export missing run": (["export", "{root}/nowhere", "--onnx", "{root}/m.onnx"], "does not exist"),
+    # inspect
+    "inspect missing run": (["inspect", "{root}/nowhere"], "does not exist"),
+    "inspect bad regex": (["inspect", "{root}/run", "--feature", "x=("], "does not compile"),
+    "inspect --out is a directory": (["inspect", "{root}/run", "--out", "{root}/notrun"], "is a directory"),
     "export to a directory": (["export", "{root}/run", "--onnx", "{root}/notrun"], "is a directory"),
     "export a residual model": (["export", "{root}/residual", "--onnx", "{root}/m.onnx"], "--ngram off"),
     "export over a file": (["export", "{root}/run", "--onnx", "{root}/good.txt"], "already exists"),

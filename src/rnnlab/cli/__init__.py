@@ -19,6 +19,7 @@ SUBCOMMANDS = (
     "bench",
     "export",
     "report",
+    "inspect",
 )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 from pathlib import Path
@@ -15,6 +16,7 @@ from rnnlab.rundir import RunDir
 from rnnlab.train.metrics import read_metrics
 
 REPORT_NAME = "report.html"  # default place: inside the run directory
+INSPECT_PAGE = "inspect.html"  # what `rnnlab inspect` writes into the run directory by default
 TEMPERATURES = (  # label, how to choose each character: from safest to wildest
     ("greedy", SamplingConfig(greedy=True)),
     ("temperature 0.5", SamplingConfig(temperature=0.5)),
@@ -125,5 +127,8 @@ def write_report(
     RunDir.open(run_path)  # a missing run directory is named as such, not as a missing --out directory
     out = check_out(out if out is not None else Path(run_path) / REPORT_NAME)
     report = build_report(run_path, length, seed)
+    page = Path(run_path) / INSPECT_PAGE  # linked when `rnnlab inspect` wrote it beside the report
+    if page.is_file() and out.resolve().parent == page.resolve().parent:
+        report = dataclasses.replace(report, inspect_page=INSPECT_PAGE)
     atomic_write_text(out, render_html(report))
     return out

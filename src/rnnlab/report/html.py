@@ -34,6 +34,7 @@ class RunReport:
     diagnosis: Diagnosis
     pictures: dict[str, bytes]
     samples: tuple[tuple[str, str], ...]
+    inspect_page: str | None = None  # the run's `rnnlab inspect` page beside the report, when there is one
 
 
 # Local fonts only: a @font-face or stylesheet link would be a network fetch.
@@ -185,6 +186,15 @@ def _baseline_note(report: RunReport) -> str:
     return f'<p class="note">Dashed: the n-gram baseline\'s validation loss ({loss:.4f} nats).</p>'
 
 
+def _inspect_note(report: RunReport) -> str:
+    what = "Which units track quotes, brackets, line position, ...: "
+    if report.inspect_page:
+        link = escape(report.inspect_page)
+        return f'<p class="note" id="inspect-link">{what}<a href="{link}">{link}</a> (rnnlab inspect).</p>'
+    page = "<code>rnnlab inspect RUN_DIR</code> writes that page"
+    return f'<p class="note" id="inspect-link">{what}{page}.</p>'
+
+
 def render_html(report: RunReport) -> str:
     """The whole page as one string (UTF-8 when written)."""
     curves = report.pictures["learning_curves"]
@@ -197,7 +207,7 @@ def render_html(report: RunReport) -> str:
 <body><main>
 <header><h1>rnnlab report <span>{escape(report.name)}</span></h1>
 <div class="cmd"><code>{escape(report.command[0])}</code></div></header>
-<section id="summary"><h2>Summary</h2>{_table(report.numbers)}</section>
+<section id="summary"><h2>Summary</h2>{_table(report.numbers)}{_inspect_note(report)}</section>
 <div class="pair row">
 <section id="learning-curves"><h2>Learning curves</h2>{_png(curves, "train and validation loss by step")}
 {_baseline_note(report)}</section>
