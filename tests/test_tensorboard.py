@@ -9,8 +9,9 @@ from rnnlab.cli import main
 
 pytest.importorskip("tensorboard", reason="tensorboard is not installed (pip install 'rnnlab[tensorboard]')")
 
-# 20 steps: 4 validations (each with a sample and weight histograms) and 4 gradient readings; batches
-# of 4 x 8 end no epoch (which would add a validation) before step 63.
+# 20 steps: 5 validations (step 0, where the residual network is still its n-gram, then every 5 steps;
+# each with a sample and weight histograms) and 4 gradient readings; batches of 4 x 8 end no epoch
+# (which would add a validation) before step 63.
 SETTINGS = {"max_steps": 20, "eval_every": 5, "monitor_every": 5, "batch_size": 4, "num_steps": 8}
 
 
@@ -33,7 +34,7 @@ def events(run):
 
 def test_scalars_equal_the_metrics_log(run, events):
     val = metric_records(run, "val")
-    assert len(val) == 4
+    assert [r["step"] for r in val] == [0, 5, 10, 15, 20]
     logged = [(e.step, e.value) for e in events.Scalars("val/loss")]
     assert logged == [(r["step"], pytest.approx(r["loss"], rel=1e-5)) for r in val]
     train = metric_records(run, "train")

@@ -20,6 +20,7 @@ SUBCOMMANDS = (
     "export",
     "report",
     "inspect",
+    "serve",
 )
 
 

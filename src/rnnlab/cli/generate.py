@@ -8,7 +8,8 @@ import sys
 from rnnlab.cli.common import positive_int
 from rnnlab.data.vocab import ON_UNKNOWN
 from rnnlab.device import resolve_device
-from rnnlab.generate import SamplingConfig, generate_text
+from rnnlab.errors import RnnlabError
+from rnnlab.generate import SamplingConfig, beam_steps, generate_text
 from rnnlab.rundir import RunDir
 
 
@@ -45,6 +46,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "--top-p", type=float, default=None, help="sample among the most likely characters holding mass p"
     )
     s.add_argument("--seed", type=int, default=None, help="random seed: the same seed gives the same text")
+    s.add_argument(
+        "--beam",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="beam search of width N: the likeliest continuation (length-normalised), no sampling",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
     p.set_defaults(func=run)
     return p
@@ -55,6 +63,12 @@ def run(args: argparse.Namespace) -> int:
     run_dir = RunDir.open(args.run_dir)
     vocab = run_dir.load_vocab()
     model, _ = run_dir.load_model(resolve_device(args.device))
+    if args.beam is not None:
+        if args.num_samples != 1:
+            raise RnnlabError("--beam finds one continuation: drop --num-samples")
+        text = beam_steps(model, vocab, args.prefix, args.length, args.beam, on_unknown=args.unknown)
+        print(args.prefix + "".join(text))
+        return 0
     steps = generate_text(
         model,
         vocab,

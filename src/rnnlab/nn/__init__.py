@@ -1,6 +1,6 @@
 """Building blocks with torch.nn's interface: recurrent cells and layers written from the gate equations,
-dropout, batch norm, the RNN regularisers, the recurrent state protocol, and the Kneser-Ney n-gram model
-a network may build on."""
+the parallel-scan cells minGRU and minLSTM, dropout, batch norm, the RNN regularisers, the recurrent
+state protocol, and the Kneser-Ney n-gram model a network may build on."""
 
 from rnnlab.nn.batchnorm import BatchNorm
 from rnnlab.nn.cells import (
@@ -14,6 +14,8 @@ from rnnlab.nn.cells import (
 )
 from rnnlab.nn.dropout import Dropout, dropout
 from rnnlab.nn.layers import GRU, LAYERS, LSTM, RNN, recurrent_layer
+from rnnlab.nn.minblock import MinBlockStack
+from rnnlab.nn.minrnn import MinGRU, MinLSTM
 from rnnlab.nn.ngram import (
     DenseKneserNey,
     KneserNeyLM,
@@ -48,6 +50,9 @@ __all__ = [
     "KneserNeyLM",
     "LSTMCell",
     "LockedDropout",
+    "MinBlockStack",
+    "MinGRU",
+    "MinLSTM",
     "NGramCounts",
     "NGramFit",
     "OrderScore",
