@@ -15,7 +15,8 @@ from pathlib import Path
 
 from rnnlab.errors import RnnlabError
 
-CELLS = ("rnn", "gru", "lstm")
+CELLS = ("rnn", "gru", "lstm", "mingru", "minlstm")
+MIN_CELLS = ("mingru", "minlstm")  # Feng et al. 2024: no hidden-to-hidden weight, a parallel scan
 IMPLS = ("torch", "scratch")
 ENCODERS = ("embedding", "onehot")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -108,6 +109,8 @@ class ModelConfig:
         check_number("embedding_dim", self.embedding_dim, 1)
         for name in ("embedding_dropout", "input_dropout", "weight_drop"):
             check_number(name, getattr(self, name), 0, 1)
+        if self.cell in MIN_CELLS and self.weight_drop > 0:
+            raise RnnlabError(f"--weight-drop drops hidden-to-hidden weights; --cell {self.cell} has none")
 
 
 @dataclass(frozen=True)

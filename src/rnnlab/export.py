@@ -37,14 +37,16 @@ OPSET = 17  # onnxruntime >= 1.16 runs it; LSTM/GRU/RNN have been ONNX ops since
 class OneStep(nn.Module):
     """One step of a LanguageModel on flat tensors: ``(ids (B,), *state) -> (logits (B, V), *state)``.
 
-    ``state`` is ``h`` (RNN, GRU) or ``h, c`` (LSTM), each ``(num_layers, B, hidden_size)``: flat
-    tensors, because an exported graph's inputs and outputs cannot be tuples.
+    ``state`` is ``h`` (RNN, GRU, minGRU/minLSTM blocks), ``h, c`` (LSTM) or ``h, past`` (minGRU/minLSTM
+    blocks with their causal convolution), each ``(num_layers, B, width)``: flat tensors, because an
+    exported graph's inputs and outputs cannot be tuples.
     """
 
     def __init__(self, model: LanguageModel):
         super().__init__()
         self.model = model
-        self.state_names = ("h", "c") if model.rnn.mode == "LSTM" else ("h",)
+        default = ("h", "c") if model.rnn.mode == "LSTM" else ("h",)
+        self.state_names = getattr(model.rnn, "state_names", default)
 
     def forward(self, ids: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(ids[:, None], state_from_tensors(state))  # (B, 1) in, (B, 1, V) out
@@ -123,8 +125,7 @@ def export_onnx(cfg: ModelConfig, model: LanguageModel, vocab: Vocab, path: str 
     names = step.state_names
     inputs = ["ids", *names]
     outputs = ["logits", *(f"{n}_new" for n in names)]
-    hidden = torch.zeros(cfg.num_layers, 1, cfg.hidden_size)
-    example = (torch.zeros(1, dtype=torch.int64), *(hidden for _ in names))
+    example = (torch.zeros(1, dtype=torch.int64), *state_tensors(step.model.init_state(1)))
     batch_axes = {n: {0: "batch"} for n in ("ids", "logits")} | {
         n: {1: "batch"} for n in (*inputs[1:], *outputs[1:])
     }
@@ -150,7 +151,7 @@ def export_onnx(cfg: ModelConfig, model: LanguageModel, vocab: Vocab, path: str 
             graph.metadata_props.add(key=key, value=value)
         graph.doc_string = (
             f"rnnlab one-step {cfg.cell} language model: ids (batch,) int64 and state "
-            f"{', '.join(names)} (num_layers, batch, hidden) in; logits (batch, V) and the new state out"
+            f"{', '.join(names)} (num_layers, batch, width) in; logits (batch, V) and the new state out"
         )
         onnx.save(graph, tmp)
 

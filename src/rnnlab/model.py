@@ -58,9 +58,12 @@ class LanguageModel(nn.Module):
 
     Args:
         vocab_size: ``V``.
-        cell: ``"rnn"`` (tanh), ``"gru"`` or ``"lstm"``.
+        cell: ``"rnn"`` (tanh), ``"gru"``, ``"lstm"``, or ``"mingru"`` / ``"minlstm"`` (Feng et al.
+            2024, in their block: :class:`rnnlab.nn.MinBlockStack`; ``dropout`` then drops each
+            block's branches when stacked, and ``weight_drop`` is refused: there is no hidden weight).
         impl: ``"torch"`` uses torch.nn's recurrent layers; ``"scratch"`` rnnlab.nn's, written from the
             gate equations. Both have the same parameters, so their state_dicts are interchangeable.
+            minGRU and minLSTM exist only in rnnlab.nn, whatever ``impl`` says.
         hidden_size, num_layers: the recurrent stack.
         dropout: between recurrent layers and on the top layer's output (Zaremba et al. 2014).
         encoder: ``"embedding"`` (a learnt ``embedding_dim``-wide vector per id) or ``"onehot"`` (the

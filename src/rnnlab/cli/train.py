@@ -22,7 +22,7 @@ HELP = {
     "batch_size": "sequences per batch",
     "num_steps": "time steps per window (truncated backpropagation through time)",
     "shrink_to_fit": "shrink --num-steps, then --batch-size, when the corpus is too short for one batch",
-    "cell": "recurrent cell",
+    "cell": "recurrent cell (mingru, minlstm: Feng et al. 2024, parallel over time, in their block)",
     "impl": "torch: torch.nn layers; scratch: rnnlab.nn layers written from the gate equations",
     "hidden_size": "units per recurrent layer",
     "num_layers": "stacked recurrent layers",

@@ -21,7 +21,7 @@ RECENT = 3  # vanishing is judged on the last few records: a gated cell that jus
 # (the adding problem's plateau, then its breakthrough) has vanishing records behind it, not ahead
 MIN_REACH = 3  # a gradient that dies within fewer steps starves even a learning model of context
 
-GATED = ("lstm", "gru")
+GATED = ("lstm", "gru", "mingru", "minlstm")
 GATED_CELL = Remedy(
     "a gated cell: its cell state carries gradient across many steps (Hochreiter & Schmidhuber 1997; "
     "Cho et al. 2014)",

@@ -23,7 +23,7 @@ class SequenceModel(nn.Module):
     """``x (B, T, in)`` floats or ``(B, T)`` ids (with ``vocab_size``) -> recurrent layer -> per-step Linear.
 
     Args:
-        cell: ``"rnn"`` (tanh), ``"gru"`` or ``"lstm"``.
+        cell: ``"rnn"`` (tanh), ``"gru"``, ``"lstm"``, ``"mingru"`` or ``"minlstm"`` (in their block).
         input_size: features per step (the embedding width when ``vocab_size`` is given).
         hidden_size, output_size: ``H`` and the head's width.
         impl: ``"torch"`` (torch.nn's fused layers) or ``"scratch"`` (rnnlab.nn's, same parameters).
@@ -48,7 +48,8 @@ class SequenceModel(nn.Module):
         if cell not in CELLS or impl not in IMPLS:
             raise RnnlabError(f"cell must be one of {CELLS} and --impl one of {IMPLS}; got {cell}, {impl}")
         self.embedding = nn.Embedding(vocab_size, input_size) if vocab_size else None
-        self.rnn = recurrent_layer(impl, cell)(input_size, hidden_size, bidirectional=bidirectional)
+        both_ways = {"bidirectional": True} if bidirectional else {}  # minGRU / minLSTM have no such flag
+        self.rnn = recurrent_layer(impl, cell)(input_size, hidden_size, **both_ways)
         self.head = nn.Linear(hidden_size * (2 if bidirectional else 1), output_size)
         if cell == "lstm" and forget_bias is not None:
             with torch.no_grad():

@@ -95,10 +95,11 @@ class LeanStep:
         if not isinstance(model, LanguageModel) or model.training:
             return None
         rnn = model.rnn.module if isinstance(model.rnn, WeightDrop) else model.rnn
+        if rnn.mode not in ("LSTM", "GRU", "RNN_TANH", "RNN_RELU"):
+            return None  # minGRU / minLSTM blocks: their step path is O(1) per character already
         dtype = rnn.weight_hh_l0.dtype
         ok = (
-            rnn.mode in ("LSTM", "GRU", "RNN_TANH", "RNN_RELU")
-            and not rnn.bidirectional
+            not rnn.bidirectional
             and getattr(rnn, "proj_size", 0) == 0
             and dtype in (torch.float32, torch.float64)
             and all(p.dtype == dtype for p in model.parameters())

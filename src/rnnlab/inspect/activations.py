@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from rnnlab.model import LanguageModel
 from rnnlab.nn import WeightDrop
 from rnnlab.nn.cells import MODES, linear
+from rnnlab.nn.minscan import mixing_logits
 from rnnlab.nn.state import state_from_tensors, state_tensors
 
 SIGNALS = {  # torch's mode -> what is recorded per unit: the state(s) first, then the gates
@@ -26,6 +27,8 @@ SIGNALS = {  # torch's mode -> what is recorded per unit: the state(s) first, th
     "GRU": ("h", "r", "z"),
     "RNN_TANH": ("h",),
     "RNN_RELU": ("h",),
+    "MinGRUBlock": ("h", "z"),  # the cell's state, and its update gate (minLSTM's i' = 1 - f')
+    "MinLSTMBlock": ("h", "z"),
 }
 STATES = ("h", "c")  # the signals that carry memory; the others are gates in (0, 1)
 WINDOW = 2048  # characters per forward pass of the model: bounds the (1, window, V) logits in memory
@@ -111,6 +114,8 @@ def record_layers(model: LanguageModel, ids: Tensor) -> tuple[str, dict[str, Ten
     """
     core = recurrent_core(model)
     mode = core.mode
+    if mode not in MODES:
+        return mode, record_blocks(model, core, ids)[0]
     layers = []
     with torch.no_grad():
         x = None if model.embedding is None else model.embedding.weight[ids]  # (T, E); eval: no dropout
@@ -123,6 +128,33 @@ def record_layers(model: LanguageModel, ids: Tensor) -> tuple[str, dict[str, Ten
             layers.append(run_layer(mode, gi, weight_hh, bias_hh))
             x = layers[-1]["h"]  # (T, H): eval mode, no dropout between layers
     return mode, {name: torch.stack([layer[name] for layer in layers]) for name in SIGNALS[mode]}
+
+
+def record_blocks(model: LanguageModel, core: nn.Module, ids: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+    """minGRU / minLSTM blocks (:class:`rnnlab.nn.MinBlockStack`): each layer's cell state ``h`` and
+    update gate ``z`` over ``ids`` (T,), read from one pass of the stack over the whole text.
+
+    Returns:
+        ``({"h": (L, T, H), "z": (L, T, H)}, the stack's output (T, H))``.
+    """
+    seen: list[tuple[Tensor, Tensor]] = []
+    hooks = [
+        block.cell.register_forward_hook(lambda _, args, out: seen.append((args[0], out[0])))
+        for block in core.blocks
+    ]
+    try:
+        with torch.no_grad():
+            top, _ = core(model.encode(ids[:, None]))  # (T, 1, H); eval: no dropout
+            hs, zs = [], []
+            for block, (u, y) in zip(core.blocks, seen, strict=True):
+                cell = block.cell
+                gates = linear(u[:, 0], cell.weight_ih_l0, getattr(cell, "bias_ih_l0", None))  # (T, G*H)
+                hs.append(y[:, 0])
+                zs.append(torch.sigmoid(mixing_logits(cell.mode, gates)[0]))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return {"h": torch.stack(hs), "z": torch.stack(zs)}, top[:, 0]
 
 
 def predict(model: LanguageModel, ids: Tensor, top: int = 5) -> tuple[Tensor, Tensor, Tensor]:
@@ -149,7 +181,11 @@ def record(model: LanguageModel, ids: np.ndarray | Tensor, top: int = 5) -> Reco
     model.eval()
     mode, signals = record_layers(model, ids)
     top_ids, top_probs, outputs = predict(model, ids, top)
-    diff = (signals["h"][-1] - outputs).abs().max().item() if len(ids) else 0.0
+    core = recurrent_core(model)
+    # The top layer's outputs: its h, or for minGRU / minLSTM blocks the stack's output (the residual
+    # stream the decoder reads), recomputed over the whole text where predict() went by windows.
+    last = signals["h"][-1] if core.mode in MODES or not len(ids) else record_blocks(model, core, ids)[1]
+    diff = (last - outputs).abs().max().item() if len(ids) else 0.0
     return Recording(
         mode=mode,
         signals={name: s.float().numpy() for name, s in signals.items()},

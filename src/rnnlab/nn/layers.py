@@ -1,9 +1,13 @@
 """Stacked, optionally bidirectional RNN / GRU / LSTM layers from scratch, drop-in for torch.nn's."""
 
+import functools
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 from rnnlab.nn.cells import rnn_mode
+from rnnlab.nn.minblock import MinBlockStack
 from rnnlab.nn.rnnbase import RNNBase
 
 
@@ -120,16 +124,23 @@ class LSTM(RNNBase):
         self.proj_size = 0
 
 
-LAYERS: dict[str, dict[str, type[nn.Module]]] = {
-    "torch": {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM},
-    "scratch": {"rnn": RNN, "gru": GRU, "lstm": LSTM},
+MIN_STACKS = {
+    "mingru": functools.partial(MinBlockStack, cell="MinGRU"),
+    "minlstm": functools.partial(MinBlockStack, cell="MinLSTM"),
+}
+LAYERS: dict[str, dict[str, Callable[..., nn.Module]]] = {
+    "torch": {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM, **MIN_STACKS},
+    "scratch": {"rnn": RNN, "gru": GRU, "lstm": LSTM, **MIN_STACKS},
 }
 """``--impl`` -> ``--cell`` -> the layer class: torch.nn's fused kernels, or rnnlab.nn's from-scratch twins
-(same constructor, parameters and outputs, so their state_dicts are interchangeable)."""
+(same constructor, parameters and outputs, so their state_dicts are interchangeable). minGRU and minLSTM
+exist only in rnnlab.nn (torch has no twin): either impl builds them in the block of Feng et al. 2024
+(:class:`rnnlab.nn.MinBlockStack`: norm, causal convolution, cell, MLP, residuals)."""
 
 
-def recurrent_layer(impl: str, cell: str) -> type[nn.Module]:
-    """The recurrent layer class for ``--impl`` (torch, scratch) and ``--cell`` (rnn, gru, lstm).
+def recurrent_layer(impl: str, cell: str) -> Callable[..., nn.Module]:
+    """The recurrent layer class for ``--impl`` (torch, scratch) and ``--cell`` (rnn, gru, lstm, mingru,
+    minlstm): called as ``layer(input_size, hidden_size, num_layers, dropout=p)``.
 
     Raises:
         KeyError: an unknown impl or cell (configs validate both before they get here).

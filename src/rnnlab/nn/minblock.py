@@ -3,6 +3,7 @@
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnlab.nn.minrnn import MinGRU, MinLSTM
@@ -56,8 +57,11 @@ class CausalConv(nn.Module):
 class MinBlock(nn.Module):
     """One layer of :class:`MinBlockStack`: ``x + cell(conv(norm(x)))``, then ``x + mlp(norm(x))``."""
 
-    def __init__(self, cell: str, size: int, bias, conv, mlp, norm, kernel_size, mlp_ratio, factory) -> None:
+    def __init__(
+        self, cell: str, size: int, bias, conv, mlp, norm, kernel_size, mlp_ratio, dropout, factory
+    ) -> None:
         super().__init__()
+        self.drop = nn.Dropout(dropout)
         self.norm = RMSNorm(size, **factory) if norm else nn.Identity()
         self.conv = CausalConv(size, kernel_size, **factory) if conv else None
         self.cell = CELLS[cell](size, size, 1, bias, **factory)
@@ -75,9 +79,9 @@ class MinBlock(nn.Module):
         if self.conv is not None:
             u, past = self.conv(u, past)
         y, h_n = self.cell(u, h[None])  # (T, B, H), (1, B, H)
-        x = x + y
+        x = x + self.drop(y)
         if self.mlp is not None:
-            x = x + self.mlp(self.mlp_norm(x))
+            x = x + self.drop(self.mlp(self.mlp_norm(x)))
         return x, h_n[0], past
 
 
@@ -93,8 +97,9 @@ class MinBlockStack(nn.Module):
         x = x + W_2 gelu(W_1 norm(x))      MLP of width mlp_ratio*H, residual           ``mlp``, ``norm``
 
     and, with ``norm``, a final RMSNorm. Each part switches off by its constructor argument, so what it
-    buys can be measured. ``mlp_ratio = 2`` gives a minGRU block 2H² + 4H² weights per layer, the 6H² of
-    one GRU layer (3H² input, 3H² hidden): equal work per token.
+    buys can be measured. ``dropout`` (training only) drops each residual branch's output before it is
+    added (the cell's and the MLP's). ``mlp_ratio = 2`` gives a minGRU block 2H² + 4H² weights per
+    layer, the 6H² of one GRU layer (3H² input, 3H² hidden): equal work per token.
 
     State: with ``conv``, the tuple ``(h (L, B, H), past (L, B, (k-1)*H))``, the cells' h and each
     conv's last k-1 inputs (:class:`CausalConv`); without, the tensor h. Every part has the batch on
@@ -122,6 +127,7 @@ class MinBlockStack(nn.Module):
         norm: bool = True,
         kernel_size: int = 4,
         mlp_ratio: int = 2,
+        dropout: float = 0.0,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -132,12 +138,13 @@ class MinBlockStack(nn.Module):
             raise ValueError(f"num_layers must be an int greater than zero, got {num_layers!r}")
         factory = {"device": device, "dtype": dtype}
         self.mode, self.input_size, self.hidden_size = f"{cell}Block", input_size, hidden_size
+        self.state_names = ("h", "past") if conv else ("h",)  # the state's tensors, in order
         self.num_layers, self.bias, self.conv, self.kernel_size = num_layers, bias, conv, kernel_size
         self.proj_in = (
             nn.Linear(input_size, hidden_size, bias=False, **factory) if input_size != hidden_size else None
         )
         self.blocks = nn.ModuleList(
-            MinBlock(cell, hidden_size, bias, conv, mlp, norm, kernel_size, mlp_ratio, factory)
+            MinBlock(cell, hidden_size, bias, conv, mlp, norm, kernel_size, mlp_ratio, dropout, factory)
             for _ in range(num_layers)
         )
         self.norm_out = RMSNorm(hidden_size, **factory) if norm else nn.Identity()
@@ -154,22 +161,23 @@ class MinBlockStack(nn.Module):
 
     def forward(self, input: Tensor, state: Tensor | tuple[Tensor, Tensor] | None = None):
         """Run every block over the window: ``input`` (T, B, input_size) -> ``(output (T, B, H), state)``.
+        ``input`` may also be (T, B) integer ids, read as one-hot vectors (a gather of ``proj_in``'s
+        columns, without the ``input_size``-wide matmul).
 
         Raises:
-            ValueError: input not (T, B, input_size) floats, or a state of the wrong structure or shape.
+            ValueError: input not (T, B, input_size) floats or (T, B) ids below ``input_size``, or a
+                state of the wrong structure or shape.
         """
-        if not input.is_floating_point() or input.dim() != 3 or input.size(-1) != self.input_size:
-            raise ValueError(f"{type(self).__name__}: expected input (T, B, {self.input_size}) floats")
-        expected = [part.shape for part in state_tensors(self.init_state(input.size(1), device="meta"))]
+        x = self._project(input)  # (T, B, H)
+        expected = [part.shape for part in state_tensors(self.init_state(x.size(1), device="meta"))]
         if state is None:
-            state = self.init_state(input.size(1), device=input.device)
+            state = self.init_state(x.size(1), device=x.device)
         elif (
             type(state) is not (tuple if self.conv else Tensor)
             or [s.shape for s in state_tensors(state)] != expected
         ):
             raise ValueError(f"{type(self).__name__}: expected a state shaped {expected}, as init_state's")
         h, past = state if self.conv else (state, None)
-        x = input if self.proj_in is None else self.proj_in(input)  # (T, B, H)
         finals_h, finals_past = [], []
         for k, block in enumerate(self.blocks):
             x, h_k, past_k = block(x, h[k], None if past is None else past[k])
@@ -177,3 +185,16 @@ class MinBlockStack(nn.Module):
             finals_past.append(past_k)
         h_n = torch.stack(finals_h)  # (L, B, H)
         return self.norm_out(x), ((h_n, torch.stack(finals_past)) if self.conv else h_n)
+
+    def _project(self, input: Tensor) -> Tensor:
+        """``input`` (T, B, input_size) floats or (T, B) ids -> the residual stream's input (T, B, H)."""
+        name, weight = type(self).__name__, self.blocks[0].cell.weight_ih_l0
+        if input.is_floating_point():
+            if input.dim() != 3 or input.size(-1) != self.input_size:
+                raise ValueError(f"{name}: expected input (T, B, {self.input_size}) floats")
+            return input if self.proj_in is None else self.proj_in(input)
+        if input.dim() != 2 or (input.numel() and not 0 <= input.min() <= input.max() < self.input_size):
+            raise ValueError(f"{name}: integer input must be (T, B) ids in [0, {self.input_size})")
+        if self.proj_in is None:
+            return F.one_hot(input, self.input_size).to(weight.dtype)
+        return self.proj_in.weight.t()[input]  # (T, B, H): one_hot(ids) @ W^T is a gather of columns

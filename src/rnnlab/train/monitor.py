@@ -7,7 +7,7 @@ import re
 import torch
 from torch import Tensor, nn
 
-from rnnlab.nn import RNNBase
+from rnnlab.nn import MinBlockStack, RNNBase
 from rnnlab.train.clipping import clip_grad_norm, clip_grad_value, grads_of, norm_of, total_grad_norm
 from rnnlab.train.metrics import json_number
 
@@ -30,7 +30,7 @@ def parameter_group(name: str) -> str:
 
 
 def _recurrent_module(model: nn.Module) -> nn.Module | None:
-    return next((m for m in model.modules() if isinstance(m, (nn.RNNBase, RNNBase))), None)
+    return next((m for m in model.modules() if isinstance(m, (nn.RNNBase, RNNBase, MinBlockStack))), None)
 
 
 class GradientMonitor:
