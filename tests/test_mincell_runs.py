@@ -118,3 +118,18 @@ def test_a_residual_min_cell_run_resumes_exactly(tmp_path, corpus_file, monkeypa
         assert main(tiny_run_argv(corpus_file, tmp_path / "cut", **flags)) == 130
     assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet"]) == 0
     assert metrics_without_timing(tmp_path / "cut") == metrics_without_timing(tmp_path / "whole")
+
+
+@pytest.mark.parametrize(
+    ("parts", "state_parts", "modules"),
+    [("conv,mlp,norm", 2, {"conv", "mlp", "norm"}), ("mlp", 1, {"mlp"}), ("none", 1, set())],
+)
+def test_min_block_switches_the_parts_around_the_cell(parts, state_parts, modules):
+    cfg = ModelConfig(cell="mingru", hidden_size=8, embedding_dim=4, ngram="off", min_block=parts)
+    model = LanguageModel.from_config(cfg, vocab_size=5)
+    block = model.rnn.blocks[0]
+    present = {name for name in ("conv", "mlp") if getattr(block, name) is not None}
+    present |= {"norm"} if not isinstance(block.norm, torch.nn.Identity) else set()
+    assert present == modules and len(_parts(model.init_state(2))) == state_parts
+    with pytest.raises(RnnlabError, match="--min-block"):
+        ModelConfig(cell="mingru", min_block="conv,attention")

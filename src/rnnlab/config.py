@@ -4,6 +4,7 @@ Field names double as the command line's flags (``hidden_size`` is ``--hidden-si
 of a TOML config file, so a run can be described in any of the three ways and written back to JSON.
 """
 
+# house: one concept, every flag of a run: the dataclasses share their checks and the flag <-> field map
 from __future__ import annotations
 
 import dataclasses
@@ -17,6 +18,7 @@ from rnnlab.errors import RnnlabError
 
 CELLS = ("rnn", "gru", "lstm", "mingru", "minlstm")
 MIN_CELLS = ("mingru", "minlstm")  # Feng et al. 2024: no hidden-to-hidden weight, a parallel scan
+MIN_BLOCK_PARTS = ("conv", "mlp", "norm")  # around a min cell: rnnlab.nn.MinBlockStack's switches
 IMPLS = ("torch", "scratch")
 ENCODERS = ("embedding", "onehot")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -90,6 +92,7 @@ class ModelConfig:
     input_dropout: float = 0.0
     weight_drop: float = 0.0
     variational: bool = False  # input/output dropout masks shared over time (Gal & Ghahramani 2016)
+    min_block: str = "conv,mlp,norm"  # the parts of a mingru/minlstm block, comma-separated, or "none"
     # Counting beats a minute of learning on every corpus measured; learning the counts' residual
     # starts where counting ends (Li et al. 2022). "off": the network alone.
     ngram: str = "residual"
@@ -109,6 +112,8 @@ class ModelConfig:
         check_number("embedding_dim", self.embedding_dim, 1)
         for name in ("embedding_dropout", "input_dropout", "weight_drop"):
             check_number(name, getattr(self, name), 0, 1)
+        if not set(self.min_block.split(",")) <= {*MIN_BLOCK_PARTS, "none"}:
+            raise RnnlabError(f"--min-block takes some of conv,mlp,norm or none; got {self.min_block!r}")
         if self.cell in MIN_CELLS and self.weight_drop > 0:
             raise RnnlabError(f"--weight-drop drops hidden-to-hidden weights; --cell {self.cell} has none")
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnlab.config import ModelConfig
+from rnnlab.config import MIN_BLOCK_PARTS, MIN_CELLS, ModelConfig
 from rnnlab.errors import RnnlabError
 from rnnlab.nn import (
     DenseKneserNey,
@@ -88,6 +88,8 @@ class LanguageModel(nn.Module):
         leave_one_out: in training mode with targets, score each position with its own event left out
             of the n-gram's counts (for counts made from the very text trained on: else the n-gram is
             over-confident there, and the network learns a residual that does not hold on new text).
+        min_block: a min cell's block parts, some of ``"conv,mlp,norm"``, or ``"none"`` (the cell alone,
+            stacked): :class:`rnnlab.nn.MinBlockStack`'s switches.
     """
 
     def __init__(
@@ -108,6 +110,7 @@ class LanguageModel(nn.Module):
         variational: bool = False,
         ngram: DenseKneserNey | None = None,
         leave_one_out: bool = False,
+        min_block: str = "conv,mlp,norm",
     ):
         super().__init__()
         if bidirectional:
@@ -127,6 +130,8 @@ class LanguageModel(nn.Module):
         input_size = embedding_dim if encoder == "embedding" else vocab_size
         layer = recurrent_layer(impl, cell)
         kwargs = {"nonlinearity": "tanh"} if cell == "rnn" else {}
+        if cell in MIN_CELLS:
+            kwargs = {part: part in min_block.split(",") for part in MIN_BLOCK_PARTS}
         rnn = layer(input_size, hidden_size, num_layers, dropout=dropout if num_layers > 1 else 0.0, **kwargs)
         self.rnn = WeightDrop(rnn, p=weight_drop) if weight_drop > 0 else rnn
         drop = LockedDropout if variational else Dropout
@@ -174,6 +179,7 @@ class LanguageModel(nn.Module):
             variational=cfg.variational,
             ngram=ngram,
             leave_one_out=leave_one_out,
+            min_block=cfg.min_block,
         )
 
     def init_state(self, batch_size: int) -> State:

@@ -35,6 +35,8 @@ HELP = {
     "input_dropout": "dropout on the embeddings fed to the recurrent stack",
     "weight_drop": "DropConnect on hidden-to-hidden weights (AWD-LSTM, Merity et al. 2018)",
     "variational": "share input/output dropout masks over time (locked dropout)",
+    "min_block": "mingru/minlstm: the block's parts around the cell (conv: causal depthwise convolution, "
+    "mlp, norm: RMSNorm), comma-separated, or none",
     "l1": "L1 penalty coefficient on weight matrices",
     "l2": "L2 penalty coefficient on weight matrices (in the loss: coupled with Adam)",
     "elastic_net": "elastic net C,RATIO: C*(RATIO*L1 + (1-RATIO)*L2)",
