@@ -38,14 +38,15 @@ def markdown(result: dict) -> str:
     m = result["machine"]
     flags = ", ".join(flag for flag, present in m["cpu_flags"].items() if present) or "none listed"
     lines = [
-        "# rnnlab speed",
+        "# rnnlab bench",
         "",
         f"`{result['command']}` on {m['cpu']} ({m['logical_cpus']} logical CPUs; {flags}), "
         f"{m['platform']}, Python {m['python']}, torch {m['torch']}, {m['threads']} threads; "
         f"load average {m['loadavg']} at the start, {result.get('loadavg_end')} at the end.",
         "",
-        "Every figure is a median over interleaved rounds (each round runs every contender once, in "
-        "rotating order) and every ratio is the median of same-round ratios to the anchor named.",
+        "Unless a part's method says otherwise, every figure is a median over interleaved rounds (each "
+        "round runs every contender once, in rotating order) and every ratio is the median of same-round "
+        "ratios to the anchor named.",
     ]
     if result["quick"]:
         lines += ["", "**A `--quick` run: a subset, few rounds, noisy figures; compare full runs only.**"]
