@@ -2,7 +2,9 @@
 
 import pytest
 import torch
+from conftest import last_json, tiny_run_argv
 
+from rnnlab.cli import main
 from rnnlab.config import OptimConfig, RunConfig
 from rnnlab.errors import RnnlabError
 from rnnlab.train.schedule import ConstantLR, DeadlineLR, PlateauLR, build_schedule, schedule_name
@@ -90,3 +92,14 @@ def test_runs_from_before_schedules_resume_on_the_plateau_schedule(tmp_path):
         RunDir.create(tmp_path / "new", TrainConfig(), "0" * 64, "rnnlab train").load_config().optim.schedule
         == "auto"
     )
+
+
+@pytest.mark.parametrize(("schedule", "stops_at"), [("deadline", 20), ("plateau", 2)])
+def test_under_the_deadline_stalls_count_toward_patience_only_in_the_budgets_second_half(
+    tmp_path, corpus_file, capsys, schedule, stops_at
+):
+    # A learning rate too small to move: the residual model stays its n-gram, every validation stalls.
+    flags = {"schedule": schedule, "lr": 1e-12, "patience": 1, "eval_every": 2, "max_steps": 40, "json": True}
+    assert main(tiny_run_argv(corpus_file, tmp_path / "run", **flags)) == 0
+    summary = last_json(capsys.readouterr().out)
+    assert summary["stop_reason"] == "early stopping" and summary["steps"] == stops_at

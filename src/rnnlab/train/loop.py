@@ -273,7 +273,7 @@ class Trainer:
         if improved:
             s.best_val_loss, s.best_step, s.bad_evals = val_loss, s.step, 0
             self._save(save_model, self.run.model_path, self.model, {"step": s.step, "val_loss": val_loss})
-        else:
+        elif self.stepper.schedule.counts_stalls(self._progress()):
             s.bad_evals += 1
         if math.isfinite(val_loss):
             self.stepper.schedule.validated(val_loss)
