@@ -2,7 +2,7 @@
 
 import pytest
 
-from rnnlab.presets import LONG_SECONDS, LONG_TOKENS, PRESETS, SMALL_CORPUS_TOKENS, resolve_preset
+from rnnlab.presets import LONG_SECONDS, PRESETS, SMALL_CORPUS_TOKENS, resolve_preset
 from rnnlab.workflow import resolve_config
 
 
@@ -11,10 +11,10 @@ from rnnlab.workflow import resolve_config
     [
         (SMALL_CORPUS_TOKENS - 1, 600.0, "small-corpus"),
         (SMALL_CORPUS_TOKENS, 60.0, "default"),
-        (LONG_TOKENS - 1, 600.0, "default"),
-        (LONG_TOKENS, 60.0, "default"),
-        (LONG_TOKENS, LONG_SECONDS, "long"),
-        (LONG_TOKENS, None, "long"),  # no time limit: steps or epochs decide, minutes at least
+        (SMALL_CORPUS_TOKENS, LONG_SECONDS - 1, "default"),
+        (SMALL_CORPUS_TOKENS, LONG_SECONDS, "long"),
+        (5_000_000, 60.0, "default"),
+        (5_000_000, None, "long"),  # no time limit: steps or epochs decide, minutes at least
     ],
 )
 def test_auto_picks_by_corpus_size_and_budget(tokens, max_time, expected):
