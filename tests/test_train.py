@@ -4,12 +4,14 @@ import json
 import math
 from functools import partial
 
+import numpy as np
 import pytest
 import torch
 from conftest import last_json, metric_records, metrics_without_timing, tiny_run_argv
 
 from rnnlab.cli import main
 from rnnlab.train import Trainer, load_checkpoint
+from rnnlab.train.evaluate import held_out
 from rnnlab.train.loop import INTERRUPTED
 
 # This file's runs: two layers, so the resume tests also cover dropout between layers and weight drop
@@ -263,3 +265,18 @@ def test_bf16_trains_on_any_cpu(tmp_path, corpus_file, capsys, impl, cell):
     assert main(flags) == 0
     losses = [r["loss"] for r in metric_records(tmp_path / "r", "val")]
     assert losses and all(math.isfinite(x) for x in losses)
+
+
+@pytest.mark.parametrize(
+    ("max_tokens", "vocab_size", "scored"),
+    [
+        (0, 0, 999_999),
+        (250_000, 0, 250_000),
+        (250_000, 100, 250_000),
+        (250_000, 3_200, 20_000),
+        (0, 1_000, 32_000),
+    ],
+)
+def test_held_out_bounds_scoring_by_tokens_and_by_vocabulary(max_tokens, vocab_size, scored):
+    ids = np.arange(1_000_000)
+    assert len(held_out(ids, max_tokens, vocab_size)) - 1 == scored  # one more id than scored tokens

@@ -262,7 +262,7 @@ class Trainer:
     def _validate(self) -> None:
         s = self.state
         # Rank 0's score for all: best model, LR on plateau and early stopping decide alike everywhere.
-        val = held_out(self.corpus.val, self.cfg.run.eval_tokens)
+        val = held_out(self.corpus.val, self.cfg.run.eval_tokens, len(self.corpus.vocab))
         val_loss = self.dist.from_main(lambda: evaluate_loss(self.model, val)[0])
         train_loss = s.run_loss_sum / s.run_count if s.run_count else math.nan
         lr = self.stepper.lr

@@ -53,9 +53,9 @@ def fit_run_ngram(cfg: TrainConfig, corpus: Corpus) -> NGramFit:
     validation tokens the run is scored on (``--ngram-order`` 0), test scored for the record."""
     return fit_ngram(
         corpus.train,
-        held_out(corpus.val, cfg.run.eval_tokens),
+        held_out(corpus.val, cfg.run.eval_tokens, len(corpus.vocab)),
         len(corpus.vocab),
-        test=held_out(corpus.test, cfg.run.eval_tokens) if len(corpus.test) else None,
+        test=held_out(corpus.test, cfg.run.eval_tokens, len(corpus.vocab)) if len(corpus.test) else None,
         max_order=MAX_NGRAM_ORDER,
         max_tokens=cfg.model.ngram_tokens,
         order=cfg.model.ngram_order,
@@ -93,7 +93,9 @@ def score_best(
     if not model_path.exists():
         return {"test": None, "parts": None}
     info = load_model_weights(model_path, model)
-    splits = {"val": held_out(corpus.val, eval_tokens), "test": held_out(corpus.test, eval_tokens)}
+    splits = {
+        name: held_out(getattr(corpus, name), eval_tokens, len(corpus.vocab)) for name in ("val", "test")
+    }
     residual = getattr(model, "ngram", None) is not None
     if not residual:
         del splits["val"]  # the last validation scored it already; only a residual needs its parts

@@ -24,7 +24,7 @@ def baseline(
         :class:`rnnlab.nn.OrderSelection` (``render_text()`` prints its table), and the corpus.
     """
     corpus = Corpus.from_config(data)
-    val, test = held_out(corpus.val, eval_tokens), held_out(corpus.test, eval_tokens)
+    val, test = (held_out(ids, eval_tokens, len(corpus.vocab)) for ids in (corpus.val, corpus.test))
     fit = fit_ngram(
         corpus.train, val, len(corpus.vocab), test=test if len(test) else None,
         max_order=max(1, max_order), max_tokens=max_tokens,
