@@ -1,5 +1,8 @@
 """Training speed and memory of MinGRU / MinLSTM against torch.nn.GRU / LSTM: fwd+bwd tokens/s, peak RSS.
 
+The stand-alone command line of rnnlab.bench.mincells (also part of `rnnlab bench --parts cells`), with the
+scan variants and torch.compile.
+
 One layer each, input size = hidden size, on the same random input ``x`` (T, B, H) that requires grad (as
 the output of an embedding or a layer below would), ``loss = output.sum()``, ``loss.backward()``.
 Speed: all contenders run in interleaved rounds (rnnlab.bench.measure.interleave: who goes first
@@ -25,127 +28,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
-import time
-from collections.abc import Callable
 
 import torch
 
-from rnnlab.bench.measure import interleave, machine, summarize
-from rnnlab.nn import minscan
-from rnnlab.nn.minrnn import MinGRU, MinLSTM
-
-SIZES = [(512, 32, 256), (512, 32, 64), (256, 32, 64)]  # (H, B, T), the issue's
-ANCHOR = "torch GRU"
-MMAP_THRESHOLD = "MALLOC_MMAP_THRESHOLD_"
-CONTENDERS: dict[str, Callable[[int], torch.nn.Module]] = {
-    "torch GRU": lambda h: torch.nn.GRU(h, h),
-    "torch LSTM": lambda h: torch.nn.LSTM(h, h),
-    "MinGRU": lambda h: MinGRU(h, h),
-    "MinLSTM": lambda h: MinLSTM(h, h),
-}
-
-
-def _scanned(cls: type, scan: str) -> Callable[[int], torch.nn.Module]:
-    def make(h: int) -> torch.nn.Module:
-        layer = cls(h, h)
-        layer.scan = scan
-        return layer
-
-    return make
-
-
-VARIANTS: dict[str, Callable[[int], torch.nn.Module]] = {
-    "MinGRU log": _scanned(MinGRU, "log"),  # the paper's log-space parallel scan, autograd through it
-    "MinGRU step": _scanned(MinGRU, "step"),  # the step per t, autograd recording each
-    "MinLSTM log": _scanned(MinLSTM, "log"),
-}
-
-
-def _compiled_log(h: int) -> torch.nn.Module:
-    """MinGRU on the log-space scan compiled by torch.compile (inductor; needs a C++ compiler)."""
-    minscan.SCANS.setdefault("log-compiled", torch.compile(minscan.log_scan, dynamic=False))
-    return _scanned(MinGRU, "log-compiled")(h)
-
-
-def step_of(make: Callable[[int], torch.nn.Module], size: tuple[int, int, int]) -> Callable[[], None]:
-    """A zero-argument training step (fwd + bwd) of a fresh layer on a fixed input of ``size``."""
-    hidden, batch, steps = size
-    torch.manual_seed(0)
-    layer = make(hidden)
-    x = torch.randn(steps, batch, hidden, requires_grad=True)
-
-    def run() -> None:
-        layer.zero_grad(set_to_none=True)
-        x.grad = None
-        out, _ = layer(x)
-        out.sum().backward()
-
-    return run
-
-
-def speed(contenders: dict, size: tuple[int, int, int], rounds: int) -> dict:
-    """Median tokens/s and same-round ratio to torch.nn.GRU of every contender at ``size``."""
-    runs = {name: step_of(make, size) for name, make in contenders.items()}
-    for run in runs.values():
-        run()  # warm-up: first-touch allocations, oneDNN primitives, torch.compile
-    tokens = size[1] * size[2]
-
-    def timed(run: Callable[[], None]) -> Callable[[], dict]:
-        def sample() -> dict:
-            start = time.perf_counter()
-            run()
-            return {"tokens_per_s": tokens / (time.perf_counter() - start)}
-
-        return sample
-
-    samples = interleave({name: timed(run) for name, run in runs.items()}, rounds)
-    return summarize(samples, "tokens_per_s", anchor=ANCHOR)
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status", encoding="utf-8") as file:
-        for line in file:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise OSError(f"no {field} in /proc/self/status")
-
-
-def _peak_child(name: str, size: tuple[int, int, int], threads: int, queue) -> None:
-    torch.set_num_threads(threads)
-    run = step_of({**CONTENDERS, **VARIANTS}[name], size)
-    run()
-    with open("/proc/self/clear_refs", "w", encoding="utf-8") as file:
-        file.write("5")  # the high-water mark of RSS restarts from the current RSS
-    before = _status_kib("VmRSS")
-    run()
-    queue.put((_status_kib("VmHWM") - before) / 1024)
-
-
-def peak_memory_mib(name: str, size: tuple[int, int, int], threads: int) -> float | None:
-    """Peak extra resident memory (MiB) of one training step of contender ``name``, in a fresh process."""
-    if not os.path.exists("/proc/self/clear_refs"):
-        return None
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    child = context.Process(target=_peak_child, args=(name, size, threads, queue))
-    saved = os.environ.get(MMAP_THRESHOLD)
-    os.environ[MMAP_THRESHOLD] = "16384"  # read by the child's glibc at start-up
-    try:
-        child.start()
-    finally:
-        if saved is None:
-            del os.environ[MMAP_THRESHOLD]
-        else:
-            os.environ[MMAP_THRESHOLD] = saved
-    child.join(timeout=600)
-    return queue.get() if child.exitcode == 0 else None
-
-
-def default_threads() -> int:
-    """2 on a quiet machine (1-minute load average under 0.5), else 1."""
-    return 2 if os.getloadavg()[0] < 0.5 else 1
+from rnnlab.bench.measure import machine
+from rnnlab.bench.mincells import (
+    CONTENDERS,
+    SIZES,
+    VARIANTS,
+    compiled_log,
+    default_threads,
+    peak_memory_mib,
+    speed,
+)
 
 
 def main() -> None:
@@ -163,7 +59,7 @@ def main() -> None:
     torch.set_num_threads(threads)
     contenders = {**CONTENDERS, **(VARIANTS if args.variants else {})}
     if args.compile:
-        contenders["MinGRU log compiled"] = _compiled_log
+        contenders["MinGRU log compiled"] = compiled_log
     info = {**machine(), "rounds": args.rounds, "input_requires_grad": True}
     print(f"torch {torch.__version__}, {threads} threads, load {info['loadavg']}, {args.rounds} rounds")
     print(f"{'H':>4} {'B':>3} {'T':>4}  {'contender':20} {'tokens/s':>9} {'vs GRU':>7} {'peak MiB':>9}")

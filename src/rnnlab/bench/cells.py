@@ -1,4 +1,5 @@
-"""Part 2: forward+backward throughput of rnnlab's LSTM / GRU (fast and reference paths) vs torch.nn's.
+"""Part 2: forward+backward throughput of rnnlab's LSTM / GRU (fast and reference paths) vs torch.nn's,
+and of minGRU / minLSTM beside torch.nn's GRU and LSTM (:mod:`rnnlab.bench.mincells`).
 
 One layer only: ``x`` random (T, B, H), ``loss = output.sum()``, ``loss.backward()``, in tokens (T * B)
 per second. For each configuration the three contenders run in interleaved rounds (rotating who goes
@@ -22,6 +23,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from rnnlab.bench import mincells
 from rnnlab.bench.measure import BenchConfig, interleave, summarize, table
 from rnnlab.nn import GRU, LSTM
 
@@ -131,16 +133,19 @@ def run(cfg: BenchConfig) -> dict:
     configs = grid(cfg.pick(QUICK_SIZES, SIZES), ["fp32", "bf16"], list(LAYERS))
     rows = [measure(c, rounds[c.precision], warm_up=cfg.quick or c.precision == "fp32") for c in configs]
     columns = ["mode", "precision", "hidden", "batch", "steps", *CONTENDERS, "fast/torch", "reference/torch"]
+    mins = mincells.run(cfg)  # the parallel-scan cells beside torch.nn's GRU and LSTM
     return {
         "anchor": "torch.nn's layer on the same weights and input",
         "method": "one layer, loss = output.sum(), forward + backward; tokens (T*B) per second",
         "rows": rows,
+        "min_rows": mins["rows"],
         "tables": [
             table(
                 f"From-scratch vs torch.nn, fwd+bwd tokens/s (median of interleaved rounds: {rounds})",
                 [*columns, "note"],
                 [[row[c] for c in columns] + [row["note"]] for row in rows],
-            )
+            ),
+            *mins["tables"],
         ],
     }
 
