@@ -15,6 +15,7 @@ import rnnlab.bench.cells as cells
 import rnnlab.bench.encoding as encoding
 import rnnlab.bench.flops as flops
 import rnnlab.bench.generation as generation
+import rnnlab.bench.mincells as mincells
 import rnnlab.bench.notes as notes
 import rnnlab.bench.quality as quality
 import rnnlab.bench.training as training
@@ -36,6 +37,7 @@ def tiny(tmp_path, corpus_file, monkeypatch):
         monkeypatch.setattr(module, "STEPS", 8)
     monkeypatch.setattr(training, "TEXT_CHARS", 600)
     monkeypatch.setattr(cells, "QUICK_SIZES", [(8, 2, 3)])
+    monkeypatch.setattr(mincells, "QUICK_SIZES", [(8, 2, 3)])
     for name, value in dict(HIDDEN=8, BATCH=2, STEPS=5, GEMM_N=32, VOCAB=20, EMBEDDING=4).items():
         monkeypatch.setattr(flops, name, value)
     monkeypatch.setattr(encoding, "SIZE_BYTES", 50_000)
