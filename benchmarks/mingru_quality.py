@@ -36,15 +36,19 @@ SPLIT = ["--split", "0.9,0.1,0"]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", default="60,600", help="seconds of training (default 60,600)")
-    parser.add_argument("--first", default=",".join(VARIANTS), help="variants run at the first budget (all)")
-    parser.add_argument("--long", default="mingru,minlstm", help="variants run at the longer budgets")
+    parser.add_argument(
+        "--first", default=";".join(VARIANTS), help="variants run at the first budget, ;-separated"
+    )
+    parser.add_argument(
+        "--long", default="mingru;minlstm", help="variants run at the longer budgets, ;-separated"
+    )
     parser.add_argument("--out", required=True, help="write OUT.json and OUT.md")
     args = parser.parse_args()
     budgets, flags = [int(b) for b in args.budgets.split(",")], vars(args)
     started, rows, runs = time.perf_counter(), [], []
     with tempfile.TemporaryDirectory(prefix="rnnlab-mingru-") as tmp:
         for budget in budgets:
-            names = (args.first if budget == budgets[0] else args.long).split(",")
+            names = (args.first if budget == budgets[0] else args.long).split(";")
             for name in names:
                 out = Path(tmp) / str(len(runs))
                 result = train_in_child(SHAKESPEARE, budget, [*SPLIT, *VARIANTS[name]], out)
