@@ -19,7 +19,8 @@ TITLES = {
 
 
 def fmt(value) -> str:
-    """A table cell: big numbers with thousands separators, ratios with 2-3 significant digits."""
+    """A table cell: big numbers with thousands separators, others with 4 significant digits (losses
+    differ in the third decimal)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, bool):
@@ -27,7 +28,7 @@ def fmt(value) -> str:
     if isinstance(value, float):
         if abs(value) >= 1000:
             return f"{value:,.0f}"
-        return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3g}"
+        return f"{value:.1f}" if abs(value) >= 100 else f"{value:.4g}"
     if isinstance(value, int) and abs(value) >= 10_000:
         return f"{value:,}"
     return str(value).replace("|", "\\|")
