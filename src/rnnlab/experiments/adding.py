@@ -11,7 +11,7 @@ from rnnlab.experiments.common import ExperimentResult, one_thread
 from rnnlab.experiments.longrange import Setting, Task, run_task
 
 NAME = "adding"
-DESCRIPTION = "adding problem: tanh RNN vs GRU vs LSTM at growing T, with dL/dh_t curves"
+DESCRIPTION = "adding problem: tanh RNN vs GRU vs LSTM vs minGRU/minLSTM at growing T, with dL/dh_t curves"
 SOLVED = 0.04  # test MSE counted as solved (a quarter of the input-blind baseline's error)
 BASELINE = 1 / 6  # always answering 1.0: Var(u_i + u_j) for two U(0, 1) numbers = 2/12
 

@@ -13,7 +13,7 @@ from rnnlab.experiments.common import ExperimentResult, one_thread
 from rnnlab.experiments.longrange import Setting, Task, run_task
 
 NAME = "copy"
-DESCRIPTION = "copy memory: tanh RNN vs GRU vs LSTM recalling 10 symbols after T blanks"
+DESCRIPTION = "copy memory: tanh RNN vs GRU vs LSTM vs minGRU/minLSTM recalling 10 symbols after T blanks"
 SYMBOLS, CATEGORIES = 10, 8  # ids 1..8 are symbols; 0 is the blank, 9 the delimiter
 BLANK, DELIMITER = 0, CATEGORIES + 1
 SOLVED_FRACTION = 0.1  # solved: cross-entropy below a tenth of the memoryless baseline
