@@ -37,11 +37,22 @@ from rnnlab.bench.mincells import (
     CONTENDERS,
     SIZES,
     VARIANTS,
-    compiled_log,
-    default_threads,
     peak_memory_mib,
+    scanned,
     speed,
 )
+from rnnlab.nn import MinGRU, minscan
+
+
+def compiled_log(h: int) -> torch.nn.Module:
+    """MinGRU on the log-space scan compiled by torch.compile (inductor; needs a C++ compiler)."""
+    minscan.SCANS.setdefault("log-compiled", torch.compile(minscan.log_scan, dynamic=False))
+    return scanned(MinGRU, "log-compiled")(h)
+
+
+def default_threads() -> int:
+    """2 on a quiet machine (1-minute load average under 0.5), else 1."""
+    return 2 if os.getloadavg()[0] < 0.5 else 1
 
 
 def main() -> None:

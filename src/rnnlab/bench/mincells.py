@@ -25,7 +25,7 @@ from collections.abc import Callable
 import torch
 
 from rnnlab.bench.measure import BenchConfig, interleave, summarize, table
-from rnnlab.nn import MinGRU, MinLSTM, minscan
+from rnnlab.nn import MinGRU, MinLSTM
 
 SIZES = [(512, 32, 256), (512, 32, 64), (256, 32, 64)]  # (H, B, T), the issue's
 QUICK_SIZES = [(256, 32, 64)]
@@ -39,7 +39,7 @@ CONTENDERS: dict[str, Callable[[int], torch.nn.Module]] = {
 }
 
 
-def _scanned(cls: type, scan: str) -> Callable[[int], torch.nn.Module]:
+def scanned(cls: type, scan: str) -> Callable[[int], torch.nn.Module]:
     def make(h: int) -> torch.nn.Module:
         layer = cls(h, h)
         layer.scan = scan
@@ -49,16 +49,10 @@ def _scanned(cls: type, scan: str) -> Callable[[int], torch.nn.Module]:
 
 
 VARIANTS: dict[str, Callable[[int], torch.nn.Module]] = {
-    "MinGRU log": _scanned(MinGRU, "log"),  # the paper's log-space parallel scan, autograd through it
-    "MinGRU step": _scanned(MinGRU, "step"),  # the step per t, autograd recording each
-    "MinLSTM log": _scanned(MinLSTM, "log"),
+    "MinGRU log": scanned(MinGRU, "log"),  # the paper's log-space parallel scan, autograd through it
+    "MinGRU step": scanned(MinGRU, "step"),  # the step per t, autograd recording each
+    "MinLSTM log": scanned(MinLSTM, "log"),
 }
-
-
-def compiled_log(h: int) -> torch.nn.Module:
-    """MinGRU on the log-space scan compiled by torch.compile (inductor; needs a C++ compiler)."""
-    minscan.SCANS.setdefault("log-compiled", torch.compile(minscan.log_scan, dynamic=False))
-    return _scanned(MinGRU, "log-compiled")(h)
 
 
 def step_of(make: Callable[[int], torch.nn.Module], size: tuple[int, int, int]) -> Callable[[], None]:
@@ -133,11 +127,6 @@ def peak_memory_mib(name: str, size: tuple[int, int, int], threads: int) -> floa
             os.environ[MMAP_THRESHOLD] = saved
     child.join(timeout=600)
     return queue.get() if child.exitcode == 0 else None
-
-
-def default_threads() -> int:
-    """2 on a quiet machine (1-minute load average under 0.5), else 1."""
-    return 2 if os.getloadavg()[0] < 0.5 else 1
 
 
 def run(cfg: BenchConfig) -> dict:
