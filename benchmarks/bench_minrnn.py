@@ -3,19 +3,7 @@
 The stand-alone command line of rnnlab.bench.mincells (also part of `rnnlab bench --parts cells`), with the
 scan variants and torch.compile.
 
-One layer each, input size = hidden size, on the same random input ``x`` (T, B, H) that requires grad (as
-the output of an embedding or a layer below would), ``loss = output.sum()``, ``loss.backward()``.
-Speed: all contenders run in interleaved rounds (rnnlab.bench.measure.interleave: who goes first
-rotates, so a noisy neighbour hits all alike), after one warm-up each; the table shows the median
-tokens/s (T * B per second) and the median over rounds of the same-round ratio to torch.nn.GRU.
-
-Memory: each contender runs in a fresh child process (spawned, so nothing is shared) whose glibc maps
-every block of 16 KiB or more on its own and unmaps it when freed (``MALLOC_MMAP_THRESHOLD_``, which
-also stops glibc from keeping freed blocks resident), so resident memory follows the live tensors.
-After one warm-up step the kernel's high-water mark of resident memory is reset
-(``/proc/self/clear_refs``, 5), one more step runs, and ``VmHWM - VmRSS before the step`` is the peak
-extra memory of a training step: activations saved for backward, gradients, workspaces. Linux only;
-elsewhere it is skipped.
+How speed and memory are measured: the docstring of rnnlab.bench.mincells.
 
 Threads: ``--threads`` or, by default, 2 when the 1-minute load average is under 0.5 (a quiet
 2-core machine) and 1 otherwise; the figures say which, and the load.
