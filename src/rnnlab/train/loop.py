@@ -113,6 +113,7 @@ class Trainer:
             if weights_only:
                 return
             self.state = LoopState(**ckpt["loop"])
+            self._agreed_time = self.state.train_time  # the schedule's clock goes on from where it was
             torch.set_rng_state(ckpt["rng"]["torch"])
             self.order.epoch_state = ckpt["rng"]["data_epoch"]
             if "data" in ckpt["rng"]:  # (not in checkpoints from before it was kept)
