@@ -135,3 +135,16 @@ def test_two_processes_train_as_one_write_once_and_resume(tmp_path, corpus_file,
     RunDir(two).load_model()
     assert main(["train", "--resume", str(two), "--max-steps", "25", "--quiet", "--json"]) == 0
     assert last_json(capsys.readouterr().out)["steps"] == 25
+
+
+def test_a_min_cell_trains_under_torchrun_as_in_one_process(tmp_path, corpus_file, capsys):
+    # minGRU's block (norm, causal convolution, scan, MLP) under DistributedDataParallel: nothing in it
+    # is cell-specific, so two processes must give one process's run up to summation order.
+    one, two = tmp_path / "one", tmp_path / "two"
+    flags = {**SETTINGS, "max_steps": 10, "cell": "mingru"}
+    assert main(tiny_run_argv(corpus_file, one, **flags)) == 0
+    capsys.readouterr()
+    torchrun(tiny_run_argv(corpus_file, two, **flags))
+    a, b = readings(one, "val", "loss"), readings(two, "val", "loss")
+    assert list(a) == list(b) == [0, 5, 10]
+    assert max(abs(a[s] - b[s]) / abs(a[s]) for s in a) < 1e-4, (a, b)
