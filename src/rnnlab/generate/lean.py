@@ -95,7 +95,7 @@ class LeanStep:
         if not isinstance(model, LanguageModel) or model.training:
             return None
         rnn = model.rnn.module if isinstance(model.rnn, WeightDrop) else model.rnn
-        if rnn.mode not in ("LSTM", "GRU", "RNN_TANH", "RNN_RELU"):
+        if rnn.mode not in KERNELS:
             return None  # minGRU / minLSTM blocks: their step path is O(1) per character already
         dtype = rnn.weight_hh_l0.dtype
         ok = (

@@ -110,12 +110,14 @@ def record_layers(model: LanguageModel, ids: Tensor) -> tuple[str, dict[str, Ten
     """Every layer's states and gates over ``ids`` (T,) int64, starting from the zero state.
 
     Returns:
-        the mode and :data:`SIGNALS`\\ [mode] -> ``(L, T, H)`` in the model's dtype.
+        the mode and :data:`SIGNALS`\\ [mode] -> ``(L, T, H)`` in the model's dtype; for minGRU /
+        minLSTM blocks also ``"top"``, the stack's output ``(T, H)`` (what the decoder reads).
     """
     core = recurrent_core(model)
     mode = core.mode
     if mode not in MODES:
-        return mode, record_blocks(model, core, ids)[0]
+        signals, top = record_blocks(model, core, ids)
+        return mode, {**signals, "top": top}
     layers = []
     with torch.no_grad():
         x = None if model.embedding is None else model.embedding.weight[ids]  # (T, E); eval: no dropout
@@ -181,10 +183,9 @@ def record(model: LanguageModel, ids: np.ndarray | Tensor, top: int = 5) -> Reco
     model.eval()
     mode, signals = record_layers(model, ids)
     top_ids, top_probs, outputs = predict(model, ids, top)
-    core = recurrent_core(model)
     # The top layer's outputs: its h, or for minGRU / minLSTM blocks the stack's output (the residual
-    # stream the decoder reads), recomputed over the whole text where predict() went by windows.
-    last = signals["h"][-1] if core.mode in MODES or not len(ids) else record_blocks(model, core, ids)[1]
+    # stream the decoder reads) over the whole text, where predict() went by windows.
+    last = signals.pop("top", signals["h"][-1])
     diff = (last - outputs).abs().max().item() if len(ids) else 0.0
     return Recording(
         mode=mode,

@@ -25,7 +25,7 @@ def map_state(fn: Callable[[torch.Tensor], torch.Tensor], state: State | None) -
 def zero_state(rnn: torch.nn.Module, batch_size: int, device=None, dtype=None) -> State:
     """The all-zero start state of ``rnn`` (a torch.nn or rnnlab.nn RNN/GRU/LSTM, or a layer with its own
     ``init_state``, as rnnlab.nn.MinBlockStack) for ``batch_size`` rows."""
-    if hasattr(rnn, "init_state") and rnn.mode not in ("LSTM", "GRU", "RNN_TANH", "RNN_RELU"):
+    if hasattr(rnn, "init_state"):  # rnnlab.nn's layers (through a WeightDrop too)
         return rnn.init_state(batch_size, device, dtype)
     param = next(rnn.parameters())
     shape = (rnn.num_layers * (2 if rnn.bidirectional else 1), batch_size, rnn.hidden_size)
