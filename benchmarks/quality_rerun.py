@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from rnnlab.bench.measure import BenchConfig
-from rnnlab.bench.quality import VARIANTS, _big_corpus_run, _row, corpora, train_in_child
+from rnnlab.bench.quality import COLUMNS, VARIANTS, _big_corpus_run, _row, corpora, train_in_child
 from rnnlab.bench.report import write_report
 
 
@@ -56,6 +56,7 @@ def main() -> None:
         if not table["title"].startswith("After "):
             continue
         budget = int(table["title"].split()[1])
+        table["columns"] = COLUMNS
         table["rows"] = [
             _row(r["corpus"], r["variant"] + (" †" if "remeasured_at" in r else ""), budget, r)
             for r in part["runs"]

@@ -207,6 +207,22 @@ def test_consecutive_batches_continue_rows(stream):
 
 
 @pytest.mark.parametrize("sampler", ["random", "consecutive"])
+def test_samplers_say_where_each_row_starts_when_asked(stream, sampler):
+    g = torch.Generator().manual_seed(2)
+    if sampler == "random":
+        placed = list(random_batches(stream, 4, 7, generator=g, with_starts=True))
+        plain = list(random_batches(stream, 4, 7, generator=torch.Generator().manual_seed(2)))
+    else:
+        placed, plain = (
+            list(consecutive_batches(stream, 4, 7, with_starts=True)),
+            list(consecutive_batches(stream, 4, 7)),
+        )
+    for (X, Y, starts), (X0, Y0) in zip(placed, plain, strict=True):
+        assert torch.equal(X, X0) and torch.equal(Y, Y0)  # the same draws
+        assert starts.dtype == torch.int64 and torch.equal(starts, X[:, 0])  # id == position here
+
+
+@pytest.mark.parametrize("sampler", ["random", "consecutive"])
 def test_samplers_refuse_short_streams(sampler):
     ids = np.arange(20)
     with pytest.raises(RnnlabError, match="needs at least"):

@@ -108,8 +108,8 @@ def test_a_residual_min_cell_run_resumes_exactly(tmp_path, corpus_file, monkeypa
     assert main(tiny_run_argv(corpus_file, tmp_path / "whole", **flags)) == 0
     original = Trainer._train_step
 
-    def stop_at_9(self, X, Y):
-        original(self, X, Y)
+    def stop_at_9(self, X, Y, starts):
+        original(self, X, Y, starts)
         if self.state.step == 9:
             self.stop_request = INTERRUPTED
 

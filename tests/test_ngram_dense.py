@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnnlab.nn.ngram import DenseKneserNey, KneserNeyLM, NGramCounts, discounts
+from rnnlab.nn.ngram import DenseKneserNey, FoldKneserNey, KneserNeyLM, NGramCounts, discounts
 from rnnlab.nn.ngram.counts import lookup, unique_sorted
 
 
@@ -207,3 +207,107 @@ def test_unique_sorted_is_np_unique_also_where_it_falls_back_to_argsort():
         want = np.unique(x, return_inverse=True, return_index=True, return_counts=True)
         for a, b in zip(got, (want[0], want[2], want[1], want[3])):
             np.testing.assert_array_equal(a, np.asarray(b).reshape(-1))
+
+
+def test_each_training_position_is_scored_by_the_model_counted_without_its_fold():
+    v, order, t, k = 9, 4, 20, 3
+    train = _text(5, 900, v)
+    folds = FoldKneserNey(train, v, order, k)
+    np.testing.assert_array_equal(folds.bounds, [0, 300, 600, 900])
+    # rows inside fold 0, across the 0|1 cut, inside fold 2, and ending on the stream's last id
+    starts = np.array([3, 290, 640, 900 - t - 1])
+    ids = train[starts[:, None] + np.arange(t)]
+    got = folds.log_probs(
+        torch.from_numpy(ids), torch.from_numpy(starts), torch.float64
+    )  # contexts: the stream's
+    for r, s in enumerate(starts):
+        for j in range(t):
+            i = s + j + 1  # the position predicted: its fold picks the counts
+            f = i // 300
+            rest = np.concatenate([train[: 300 * f], train[300 * (f + 1) :]])
+            lm = KneserNeyLM(NGramCounts(rest, v, order), order)
+            want = np.log(lm.distribution(train[max(i - (order - 1), 0) : i]))
+            np.testing.assert_allclose(got[r, j].numpy(), want, rtol=1e-9)
+    np.testing.assert_allclose(got.exp().sum(-1).numpy(), 1.0, rtol=1e-12)
+
+
+def test_cross_fitting_scores_repeated_text_as_held_out_text_while_leave_one_out_does_not():
+    # Verses that recur: leave-one-out still counts a line's twin elsewhere in the text, so it is far
+    # surer of the training text than of new verses; counts without the position's fold are not.
+    rng = np.random.default_rng(0)
+    v, order = 30, 5
+    verses = [rng.integers(0, v, size=40) for _ in range(60)]
+    song = lambda: np.concatenate([verses[i] for i in rng.choice(60, 6)] * 2)  # noqa: E731
+    train, new = np.concatenate([song() for _ in range(40)]), np.concatenate([song() for _ in range(4)])
+    dense = DenseKneserNey(NGramCounts(train, v, order), order)
+
+    def nll(probs, ids):
+        return -np.log(probs.numpy()[np.arange(ids.size - 1), ids[1:]]).mean()
+
+    ctx = stream_context(train, np.arange(1, train.size), order - 1)
+    loo = nll(dense.probs_flat(ctx, targets=train[1:], dtype=torch.float64), train)
+    held = nll(
+        dense.probs_flat(stream_context(new, np.arange(1, new.size), order - 1), dtype=torch.float64), new
+    )
+    folds = FoldKneserNey(train, v, order, 5)
+    x = torch.from_numpy(train[:-1][None])
+    fit = folds.log_probs(x, torch.zeros(1, dtype=torch.long), torch.float64)[0]
+    crossed = -fit[torch.arange(train.size - 1), torch.from_numpy(train[1:])].mean().item()
+    assert loo < 0.6 * held
+    assert abs(crossed - held) < 0.5 * abs(loo - held)
+
+
+def test_cross_fitting_refuses_fewer_than_two_folds():
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        FoldKneserNey(np.arange(10) % 3, 3, 2, 1)
+
+
+@pytest.mark.parametrize("order", [1, 3, 6])
+@pytest.mark.parametrize("left_out", [False, True])
+def test_every_orders_distribution_ends_in_the_full_one_and_each_sums_to_one(order, left_out):
+    v = 9
+    train, other = _text(2, 700, v), _text(12, 120, v)
+    dense = DenseKneserNey(NGramCounts(train, v, 7), order)
+    for stream in (train, other):
+        positions = np.arange(1, stream.size)
+        context = stream_context(stream, positions, order - 1)
+        targets = stream[positions] if left_out and stream is train else None
+        each = dense.probs_by_order(context, targets, dtype=torch.float64)
+        assert each.shape == (positions.size, order, v)
+        np.testing.assert_allclose(
+            each[:, -1].numpy(), dense.probs_flat(context, targets, torch.float64).numpy(), rtol=1e-12
+        )
+        np.testing.assert_allclose(each.sum(-1).numpy(), 1.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("order", [2, 5])
+def test_the_one_context_path_gives_every_orders_distribution_as_the_batch_path(order):
+    v = 9
+    train, other = _text(4, 600, v), _text(14, 100, v)
+    dense = DenseKneserNey(NGramCounts(train, v, 7), order)
+    for stream in (train, other):
+        positions = np.arange(0, stream.size, 5)
+        batch = dense.probs_by_order(stream_context(stream, positions, order - 1), dtype=torch.float64)
+        for row, i in enumerate(positions):
+            one = dense.next_log_probs(stream[max(i - order + 1, 0) : i], torch.float64, by_order=True)
+            np.testing.assert_allclose(one.exp().numpy(), batch[row].numpy(), rtol=1e-10)
+
+
+def test_an_unseen_context_passes_the_order_below_through():
+    v, order = 5, 3
+    train = np.array([0, 1, 2, 0, 1, 3, 4, 4, 4, 0, 1, 2], dtype=np.int64)
+    dense = DenseKneserNey(NGramCounts(train, v, order), order)
+    each = dense.probs_by_order(np.array([[2, 2]]), dtype=torch.float64)[0]  # "2 2" never seen; "2" is
+    torch.testing.assert_close(each[2], each[1])
+    assert not torch.allclose(each[1], each[0])
+
+
+def test_cross_fitted_orders_end_in_the_cross_fitted_distribution():
+    v, order, t = 9, 4, 12
+    train = _text(6, 800, v)
+    folds = FoldKneserNey(train, v, order, 4)
+    starts = torch.tensor([0, 190, 500])
+    ids = torch.from_numpy(train)[starts[:, None] + torch.arange(t)]
+    each = folds.log_probs(ids, starts, torch.float64, by_order=True)
+    assert each.shape == (3, t, order, v)
+    torch.testing.assert_close(each[:, :, -1], folds.log_probs(ids, starts, torch.float64))

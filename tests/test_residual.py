@@ -30,9 +30,10 @@ def _model(corpus, order: int = 4, **kwargs) -> tuple[LanguageModel, object]:
     return model, fit
 
 
+@pytest.mark.parametrize("gate", ["one", "orders"])
 @pytest.mark.parametrize("order", [1, 2, 4])
-def test_an_untrained_residual_model_scores_exactly_its_ngram(corpus, order):
-    model, fit = _model(corpus, order)
+def test_an_untrained_residual_model_scores_exactly_its_ngram(corpus, order, gate):
+    model, fit = _model(corpus, order, ngram_gate=gate)
     parts = evaluate_parts(model, corpus.val)
     assert parts["loss"] == pytest.approx(parts["ngram"], abs=1e-6)  # the decoder starts at zero
     lm = KneserNeyLM(fit.counts, order)  # the reference, one position at a time
@@ -47,7 +48,7 @@ def test_the_weight_on_the_ngram_is_read_from_the_state_and_scales_its_log_proba
         model.prior_gate.bias.fill_(0.5)  # trust the counts 1.5 times as much everywhere
     x = torch.from_numpy(corpus.train[:64].astype(np.int64)).view(2, 32)
     out = model(x)
-    torch.testing.assert_close(out.prior_weight, torch.full((2, 32, 1), 1.5))
+    torch.testing.assert_close(out.prior_term, 1.5 * out.prior)
     torch.testing.assert_close(out.logits, 1.5 * out.prior)  # the decoder is still zero
 
 
@@ -79,8 +80,45 @@ def test_leave_one_out_applies_in_training_with_targets_only(corpus):
     torch.testing.assert_close(model(x, targets=y).prior, model(x).prior)  # never on held-out text
 
 
-def test_generation_fast_path_draws_the_reference_ids(corpus):
-    model, _ = _model(corpus)
+def test_cross_fitted_training_batches_read_their_folds_counts_and_held_out_text_the_whole(corpus):
+    model, fit = _model(corpus, leave_one_out=True)
+    model.cross_fit(corpus.train, 4)
+    starts = torch.tensor([0, len(corpus.train) // 2 - 30])  # the second row crosses a fold's edge
+    index = starts[:, None] + torch.arange(65)
+    xy = torch.from_numpy(corpus.train.astype(np.int64))[index]
+    x, y = xy[:, :-1], xy[:, 1:]
+    model.train()
+    crossed = model(x, targets=y, starts=starts).prior
+    torch.testing.assert_close(crossed, model.folds.log_probs(x, starts))
+    assert not torch.allclose(crossed, model(x, targets=y).prior)  # without starts: leave-one-out
+    model.eval()
+    torch.testing.assert_close(model(x, targets=y, starts=starts).prior, fit.dense().log_probs(x))
+
+
+def test_a_weight_per_order_mixes_every_orders_log_probabilities(corpus):
+    model, fit = _model(corpus, ngram_gate="orders")
+    with torch.no_grad():
+        model.prior_gate.bias.copy_(torch.tensor([0.2, 0.0, -0.3, 0.5]))
+    x = torch.from_numpy(corpus.train[:64].astype(np.int64)).view(2, 32)
+    out = model(x)
+    each = fit.dense().log_probs(x, by_order=True)  # (2, 32, 4, V)
+    want = 0.2 * each[:, :, 0] - 0.3 * each[:, :, 2] + 1.5 * each[:, :, 3]
+    torch.testing.assert_close(out.prior_term, want)
+    torch.testing.assert_close(out.prior, each[:, :, 3])  # the n-gram alone is its top order
+    torch.testing.assert_close(out.logits, want)  # the decoder is still zero
+
+
+def test_one_weight_per_order_is_the_default_for_small_vocabularies_only():
+    from rnnlab.config import ModelConfig, ngram_gate
+
+    assert ngram_gate(ModelConfig(), 104) == "orders"
+    assert ngram_gate(ModelConfig(), 2493) == "one"
+    assert ngram_gate(ModelConfig(ngram_gate="one"), 104) == "one"
+
+
+@pytest.mark.parametrize("gate", ["one", "orders"])
+def test_generation_fast_path_draws_the_reference_ids(corpus, gate):
+    model, _ = _model(corpus, ngram_gate=gate)
     with torch.no_grad():
         model.decoder.weight.normal_(0, 0.5)  # a residual that changes the n-gram's distribution...
         model.prior_gate.weight.normal_(0, 0.3)  # ...and how much of it to trust at each position
@@ -125,8 +163,8 @@ def test_a_residual_run_resumes_exactly(tmp_path, corpus_file, monkeypatch, caps
     assert main(argv(corpus_file, tmp_path / "whole", **flags)) == 0
     original = Trainer._train_step
 
-    def stop_at_13(self, X, Y):
-        original(self, X, Y)
+    def stop_at_13(self, X, Y, starts):
+        original(self, X, Y, starts)
         if self.state.step == 13:
             self.stop_request = INTERRUPTED
 
@@ -135,6 +173,20 @@ def test_a_residual_run_resumes_exactly(tmp_path, corpus_file, monkeypatch, caps
         assert main(argv(corpus_file, tmp_path / "cut", **flags)) == 130
     assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet"]) == 0
     assert metrics_without_timing(tmp_path / "cut") == metrics_without_timing(tmp_path / "whole")
+
+
+@pytest.mark.parametrize(("folds", "seen"), [(None, "5 folds"), (0, "leave-one-out"), (3, "3 folds")])
+def test_a_run_says_how_its_training_positions_see_the_ngram(tmp_path, corpus_file, capsys, folds, seen):
+    flags = {} if folds is None else {"ngram_folds": folds}
+    assert main(tiny_run_argv(corpus_file, tmp_path / "r", max_steps=2, **flags)) == 0
+    start = next(r for r in metric_records(tmp_path / "r") if r["event"] == "start")
+    assert start["ngram_training"] == seen
+
+
+def test_one_fold_is_refused(tmp_path, corpus_file, capsys):
+    assert main(tiny_run_argv(corpus_file, tmp_path / "r", ngram_folds=1)) == 2
+    assert "--ngram-folds must be 0 (leave-one-out) or at least 2" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 def test_word_runs_build_on_a_word_ngram(tmp_path, corpus_file, capsys):

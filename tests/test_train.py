@@ -23,8 +23,8 @@ def interrupt_at(monkeypatch, step):
     """Make the next run behave as if Ctrl-C arrived during the given step."""
     original = Trainer._train_step
 
-    def step_then_interrupt(self, X, Y):
-        original(self, X, Y)
+    def step_then_interrupt(self, X, Y, starts):
+        original(self, X, Y, starts)
         if self.state.step == step:
             self.stop_request = INTERRUPTED
 
@@ -199,11 +199,11 @@ def test_poisoned_weights_roll_back_and_are_never_saved(tmp_path, corpus_file, m
 
     original = Trainer._train_step
 
-    def poison_at_13(self, X, Y):
+    def poison_at_13(self, X, Y, starts):
         if self.state.step == 13:
             with torch.no_grad():
                 self.model.decoder.weight[0, 0] = float("nan")
-        original(self, X, Y)
+        original(self, X, Y, starts)
 
     monkeypatch.setattr(Trainer, "_train_step", poison_at_13)
     assert main(train_argv(corpus_file, tmp_path / "p")) == 0

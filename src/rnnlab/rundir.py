@@ -119,8 +119,15 @@ class RunDir:
 
     def load_config(self) -> TrainConfig:
         config = self._config_doc()["config"]
-        # Runs from before these options: lowered the rate on plateaus, had no n-gram inside.
-        for section, key, old in (("optim", "schedule", "plateau"), ("model", "ngram", "off")):
+        # Runs from before these options: lowered the rate on plateaus, had no n-gram inside, then
+        # trained it leave-one-out with one weight on it.
+        olds = (
+            ("optim", "schedule", "plateau"),
+            ("model", "ngram", "off"),
+            ("model", "ngram_folds", 0),
+            ("model", "ngram_gate", "one"),
+        )
+        for section, key, old in olds:
             if isinstance(config.get(section), dict):
                 config[section].setdefault(key, old)
         return TrainConfig.from_dict(config)

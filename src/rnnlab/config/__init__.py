@@ -24,6 +24,13 @@ SCHEDULES = ("auto", "deadline", "plateau", "constant")  # rnnlab.train.schedule
 NGRAMS = ("residual", "off")  # residual: the network learns the residual of a Kneser-Ney n-gram
 TOKENS = ("char", "word")  # what a token is: a character, or a word (rnnlab.data.words)
 MAX_NGRAM_ORDER = 7  # the largest n-gram order tried: the baseline's range
+NGRAM_GATES = ("orders", "one")  # a weight per n-gram order read from the state, or one weight
+# --ngram-gate auto weighs each order up to this vocabulary: the n-gram's work per position is then
+# n x V (7 x 512); CJK text (thousands of characters) keeps one weight.
+ORDER_GATE_VOCAB = 512
+# Cross-fit the n-gram for training (--ngram-folds) up to this many training tokens: 5 folds of 1M
+# tokens count in ~3 s on 2 cores; above it, leave-one-out (counting grows with the text).
+FOLD_TOKENS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -69,12 +76,21 @@ class ModelConfig:
     ngram: str = "residual"
     ngram_order: int = 0  # 0: the order (1..7) that scores best on validation
     ngram_tokens: int = 8_000_000  # count at most this many training tokens (~6 s on 2 cores)
+    # Training positions see the n-gram as new text would: scored by counts made without their fold
+    # of the training text (cross-fitting, rnnlab.nn.ngram.folds). 0: leave-one-out counts instead.
+    # Up to FOLD_TOKENS training tokens; above, counting the folds would cost more than it gives.
+    ngram_folds: int = 5
+    ngram_gate: str = "auto"  # NGRAM_GATES, or auto: "orders" up to ORDER_GATE_VOCAB ids, else "one"
 
     def __post_init__(self):
         check_choice("cell", self.cell, CELLS)
         check_choice("ngram", self.ngram, NGRAMS)
         check_number("ngram_order", self.ngram_order, 0, MAX_NGRAM_ORDER)
         check_number("ngram_tokens", self.ngram_tokens, 1)
+        check_number("ngram_folds", self.ngram_folds, 0)
+        check_choice("ngram_gate", self.ngram_gate, ("auto", *NGRAM_GATES))
+        if self.ngram_folds == 1:
+            raise RnnlabError("--ngram-folds must be 0 (leave-one-out) or at least 2; got 1")
         check_choice("impl", self.impl, IMPLS)
         check_choice("encoder", self.encoder, ENCODERS)
         check_number("hidden_size", self.hidden_size, 1)
@@ -87,6 +103,13 @@ class ModelConfig:
             raise RnnlabError(f"--min-block takes some of conv,mlp,norm or none; got {self.min_block!r}")
         if self.cell in MIN_CELLS and self.weight_drop > 0:
             raise RnnlabError(f"--weight-drop drops hidden-to-hidden weights; --cell {self.cell} has none")
+
+
+def ngram_gate(cfg: ModelConfig, vocab_size: int) -> str:
+    """``cfg.ngram_gate`` with ``auto`` resolved for a vocabulary of ``vocab_size`` ids."""
+    if cfg.ngram_gate != "auto":
+        return cfg.ngram_gate
+    return "orders" if vocab_size <= ORDER_GATE_VOCAB else "one"
 
 
 @dataclass(frozen=True)
@@ -225,12 +248,15 @@ __all__ = [
     "CELLS",
     "ENCODERS",
     "FIELD_SECTION",
+    "FOLD_TOKENS",
     "IMPLS",
     "MAX_NGRAM_ORDER",
     "MIN_BLOCK_PARTS",
     "MIN_CELLS",
     "NGRAMS",
+    "NGRAM_GATES",
     "OPTIMIZERS",
+    "ORDER_GATE_VOCAB",
     "PRECISIONS",
     "SAMPLINGS",
     "SCHEDULES",
@@ -245,4 +271,5 @@ __all__ = [
     "check_number",
     "flag_name",
     "load_toml",
+    "ngram_gate",
 ]

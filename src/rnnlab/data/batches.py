@@ -10,6 +10,8 @@ import torch
 from rnnlab.errors import RnnlabError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+# With ``with_starts``: also where each row starts in the stream, ``(B,)`` int64 (X[b, t] is ids[s[b] + t]).
+PlacedBatch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def _check(ids: np.ndarray, batch_size: int, num_steps: int, needed: int, kind: str) -> None:
@@ -26,10 +28,12 @@ def _as_numpy(ids) -> np.ndarray:
     return ids.cpu().numpy() if isinstance(ids, torch.Tensor) else np.asarray(ids)
 
 
-def _windows(ids: np.ndarray, starts: np.ndarray, num_steps: int) -> Batch:
+def _windows(ids: np.ndarray, starts: np.ndarray, num_steps: int, with_starts: bool) -> Batch | PlacedBatch:
     # Gather in the compact id dtype, widen only the batch: a big corpus is never copied as int64.
     index = starts[:, None] + np.arange(num_steps + 1)  # (B, T+1)
     xy = torch.from_numpy(ids[index].astype(np.int64))
+    if with_starts:
+        return xy[:, :-1], xy[:, 1:], torch.from_numpy(starts.astype(np.int64))
     return xy[:, :-1], xy[:, 1:]
 
 
@@ -45,7 +49,8 @@ def random_batches(
     *,
     generator: torch.Generator | None = None,
     start: int = 0,
-) -> Iterator[Batch]:
+    with_starts: bool = False,
+) -> Iterator[Batch | PlacedBatch]:
     """One epoch of windows at random places, each used at most once; Y is X shifted by one.
 
     The stream is cut into windows of ``num_steps`` ids after a random shift drawn in
@@ -67,9 +72,10 @@ def random_batches(
         generator: the torch generator that draws the shift and the order (the run's seed).
         start: skip the first ``start`` batches of this epoch (used to resume mid-epoch; the draws are
             the same as without skipping).
+        with_starts: also yield each row's start in ``ids`` (a cross-fitted n-gram needs it).
 
     Yields:
-        ``(X, Y)``, int64 tensors of shape ``(batch_size, num_steps)``.
+        ``(X, Y)``, int64 tensors of shape ``(batch_size, num_steps)`` (and the ``(batch_size,)`` starts).
     """
     ids = _as_numpy(ids)
     _check(ids, batch_size, num_steps, num_steps * (batch_size + 1), "random")
@@ -78,7 +84,7 @@ def random_batches(
     order = torch.randperm(num_windows, generator=generator).numpy()
     starts = shift + order * num_steps
     for b in range(start, num_windows // batch_size):
-        yield _windows(ids, starts[b * batch_size : (b + 1) * batch_size], num_steps)
+        yield _windows(ids, starts[b * batch_size : (b + 1) * batch_size], num_steps, with_starts)
 
 
 def consecutive_batch_count(num_ids: int, batch_size: int, num_steps: int) -> int:
@@ -86,7 +92,9 @@ def consecutive_batch_count(num_ids: int, batch_size: int, num_steps: int) -> in
     return max(num_ids // batch_size - 1, 0) // num_steps
 
 
-def consecutive_batches(ids, batch_size: int, num_steps: int, *, start: int = 0) -> Iterator[Batch]:
+def consecutive_batches(
+    ids, batch_size: int, num_steps: int, *, start: int = 0, with_starts: bool = False
+) -> Iterator[Batch | PlacedBatch]:
     """One epoch of windows where row ``i`` of batch ``k+1`` continues row ``i`` of batch ``k``.
 
     The stream is laid into ``batch_size`` rows of equal length (the remainder is dropped) and
@@ -104,16 +112,17 @@ def consecutive_batches(ids, batch_size: int, num_steps: int, *, start: int = 0)
         ids: 1-D id array (numpy or tensor).
         batch_size, num_steps: the shape ``(B, T)`` of X and Y.
         start: skip the first ``start`` batches (used to resume mid-epoch).
+        with_starts: also yield each row's start in ``ids``.
 
     Yields:
-        ``(X, Y)``, int64 tensors of shape ``(batch_size, num_steps)``.
+        ``(X, Y)``, int64 tensors of shape ``(batch_size, num_steps)`` (and the ``(batch_size,)`` starts).
     """
     ids = _as_numpy(ids)
     _check(ids, batch_size, num_steps, batch_size * (num_steps + 1), "consecutive")
     row_len = len(ids) // batch_size
     row_starts = np.arange(batch_size) * row_len
     for b in range(start, consecutive_batch_count(len(ids), batch_size, num_steps)):
-        yield _windows(ids, row_starts + b * num_steps, num_steps)
+        yield _windows(ids, row_starts + b * num_steps, num_steps, with_starts)
 
 
 def fit_batch_shape(num_ids: int, batch_size: int, num_steps: int, sampling: str) -> tuple[int, int]:

@@ -64,6 +64,7 @@ class LeanStep:
             *parts, history = parts
             self.history = history[0].cpu().numpy()
             self.gate_t, self.gate_bias = model.prior_gate.weight.t().contiguous(), model.prior_gate.bias
+            self.by_order = model.by_order
         self.buffers = [self._buffers([part[k] for part in parts]) for k in range(rnn.num_layers)]
         self.now = 0  # which of each layer's two state buffers holds the current state
 
@@ -123,14 +124,21 @@ class LeanStep:
         logits = torch.addmm(self.decoder_bias, x, self.decoder_t)  # (N, V), a new tensor
         if self.ngram is None:
             return logits
-        weight = torch.addmm(self.gate_bias, x, self.gate_t).add_(1)  # (N, 1): 1 + g(h)
-        return logits.addcmul_(weight, self._prior(ids).to(logits))
+        weight = torch.addmm(self.gate_bias, x, self.gate_t)  # (N, 1 or n): g(h)
+        weight[:, -1] += 1  # the full model's weight 1 + g_n(h)
+        prior = self._prior(ids).to(logits)
+        if self.by_order:  # (N, n, V): Σ_k weight_k log P_k
+            return logits.add_(torch.bmm(weight[:, None, :], prior)[:, 0])
+        return logits.addcmul_(weight, prior)
 
     def _prior(self, ids: torch.Tensor) -> torch.Tensor:
-        """``(N, V)`` the n-gram's log-probabilities after each row's context and its new id."""
+        """``(N, V)`` the n-gram's log-probabilities after each row's context and its new id (``(N, n, V)``,
+        every order's, for a model that weighs each order)."""
         seen = np.concatenate([self.history, ids.cpu().numpy()[:, None]], axis=1)  # (N, n-1)
         self.history = seen[:, 1:] if self.history.shape[1] else self.history
         context = seen[:, seen.shape[1] - self.ngram.context_length :]
         if len(ids) == 1:  # one context: the scalar path
-            return self.ngram.next_log_probs(context[0])[None]
+            return self.ngram.next_log_probs(context[0], by_order=self.by_order)[None]
+        if self.by_order:
+            return self.ngram.probs_by_order(context).log_()
         return self.ngram.probs_flat(context).log_()

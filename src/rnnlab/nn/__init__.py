@@ -18,6 +18,7 @@ from rnnlab.nn.minblock import MinBlockStack
 from rnnlab.nn.minrnn import MinGRU, MinLSTM
 from rnnlab.nn.ngram import (
     DenseKneserNey,
+    FoldKneserNey,
     KneserNeyLM,
     NGramCounts,
     NGramFit,
@@ -46,6 +47,7 @@ __all__ = [
     "BatchNorm",
     "DenseKneserNey",
     "Dropout",
+    "FoldKneserNey",
     "GRUCell",
     "KneserNeyLM",
     "LSTMCell",

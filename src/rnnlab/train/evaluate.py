@@ -61,7 +61,7 @@ def evaluate_parts(model: torch.nn.Module, ids: np.ndarray, num_steps: int = 256
             state, y = out.state, Y[:, t : t + num_steps]
             sums["loss"] += float(cross_entropy(out.logits, y, reduction="sum"))
             if out.prior is not None:
-                network = cross_entropy(out.logits - out.prior_weight * out.prior, y, reduction="sum")
+                network = cross_entropy(out.logits - out.prior_term, y, reduction="sum")
                 sums["network"] = sums.get("network", 0.0) + float(network)
                 sums["ngram"] = sums.get("ngram", 0.0) + float(cross_entropy(out.prior, y, reduction="sum"))
     finally:

@@ -192,8 +192,8 @@ class Trainer:
                 return
             if s.batch == 0:
                 self.carried = None
-            for X, Y in self.order.epoch(s.batch):
-                self._train_step(X, Y)
+            for X, Y, starts in self.order.epoch(s.batch):
+                self._train_step(X, Y, starts)
                 if s.step % r.eval_every == 0:
                     self._validate()
                 s.stop_reason = s.stop_reason or self.stop_condition()
@@ -221,13 +221,13 @@ class Trainer:
             return "early stopping"
         return None
 
-    def _train_step(self, X: torch.Tensor, Y: torch.Tensor) -> None:
+    def _train_step(self, X: torch.Tensor, Y: torch.Tensor, starts: torch.Tensor) -> None:
         s = self.state
         start = time.perf_counter()
         # Random windows are unrelated: start from zeros. Consecutive ones continue the previous
         # window, so carry its state, detached so backpropagation stops at the window's start.
         carried = None if self.cfg.data.sampling == "random" else detach_state(self.carried)
-        result = self.stepper(X, Y, carried, s.step + 1, self._progress())
+        result = self.stepper(X, Y, carried, s.step + 1, self._progress(), starts)
         self.carried = result.state
         if result.decision.action != "step":
             self._non_finite(result.decision)

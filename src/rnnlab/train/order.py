@@ -14,7 +14,7 @@ from rnnlab.data import (
     random_batch_count,
     random_batches,
 )
-from rnnlab.data.batches import Batch
+from rnnlab.data.batches import PlacedBatch
 
 
 class BatchOrder:
@@ -40,12 +40,15 @@ class BatchOrder:
         count = random_batch_count if d.sampling == "random" else consecutive_batch_count
         return count(len(self.ids), d.batch_size, d.num_steps)
 
-    def epoch(self, start: int) -> Iterator[Batch]:
-        """The current epoch's batches from batch ``start`` on; ``start == 0`` begins a new epoch."""
+    def epoch(self, start: int) -> Iterator[PlacedBatch]:
+        """The current epoch's batches ``(X, Y, starts)`` from batch ``start`` on; ``start == 0``
+        begins a new epoch."""
         d = self.data
         if start == 0:
             self.epoch_state = self.rng.get_state()
         if d.sampling == "random":
             self.rng.set_state(self.epoch_state)
-            return random_batches(self.ids, d.batch_size, d.num_steps, generator=self.rng, start=start)
-        return consecutive_batches(self.ids, d.batch_size, d.num_steps, start=start)
+            return random_batches(
+                self.ids, d.batch_size, d.num_steps, generator=self.rng, start=start, with_starts=True
+            )
+        return consecutive_batches(self.ids, d.batch_size, d.num_steps, start=start, with_starts=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from rnnlab.config import MAX_NGRAM_ORDER, TrainConfig
+from rnnlab.config import FOLD_TOKENS, MAX_NGRAM_ORDER, TrainConfig
 from rnnlab.data import Corpus, consecutive_batches, random_batches
 from rnnlab.errors import RnnlabError
 from rnnlab.losses import loss_readings
@@ -45,6 +45,7 @@ def corpus_info(corpus: Corpus, model: torch.nn.Module, batches_per_epoch: int) 
         "batches_per_epoch": batches_per_epoch,
         "params": sum(p.numel() for p in model.parameters()),
         "residual": getattr(model, "ngram", None) is not None,  # a network over the n-gram
+        "ngram_training": ngram_training(model),
     }
 
 
@@ -60,6 +61,30 @@ def fit_run_ngram(cfg: TrainConfig, corpus: Corpus) -> NGramFit:
         max_tokens=cfg.model.ngram_tokens,
         order=cfg.model.ngram_order,
     )
+
+
+def cross_fit(model: torch.nn.Module, cfg: TrainConfig, corpus: Corpus) -> torch.nn.Module:
+    """Give a residual model whose n-gram counted the whole training split ``--ngram-folds`` cross-fitted
+    n-grams for its training batches (:class:`rnnlab.nn.ngram.FoldKneserNey`), when ``--ngram-folds``
+    is not 0 and the split has at most :data:`FOLD_TOKENS` tokens; it keeps leave-one-out otherwise.
+
+    Counting is deterministic, so a resumed run rebuilds the same folds from the same text. Returns
+    ``model``.
+    """
+    folds = cfg.model.ngram_folds
+    if getattr(model, "leave_one_out", False) and folds and len(corpus.train) <= FOLD_TOKENS:
+        model.cross_fit(corpus.train, folds, workers=torch.get_num_threads())
+    return model
+
+
+def ngram_training(model: torch.nn.Module) -> str | None:
+    """How training positions see a residual model's n-gram: ``"K folds"`` (cross-fitted),
+    ``"leave-one-out"`` or ``"all counts"``; None for a plain model."""
+    if getattr(model, "ngram", None) is None:
+        return None
+    if model.folds is not None:
+        return f"{model.folds.folds} folds"
+    return "leave-one-out" if model.leave_one_out else "all counts"
 
 
 def score_baseline(fit: NGramFit, report: Reporter) -> float:

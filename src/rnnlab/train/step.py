@@ -61,17 +61,26 @@ class Stepper:
         self.precision = resolve_precision(cfg.run.precision, device)
 
     def __call__(
-        self, X: torch.Tensor, Y: torch.Tensor, state: State | None, step: int, progress: float | None = None
+        self,
+        X: torch.Tensor,
+        Y: torch.Tensor,
+        state: State | None,
+        step: int,
+        progress: float | None = None,
+        starts: torch.Tensor | None = None,
     ) -> StepResult:
         """Train on the global batch ``(X, Y)`` from ``state`` as step number ``step`` (1-based), with
-        ``progress`` the share of the budget spent so far (see :mod:`rnnlab.train.schedule`)."""
+        ``progress`` the share of the budget spent so far (see :mod:`rnnlab.train.schedule`) and
+        ``starts`` where the rows start in the training split (a cross-fitted n-gram reads it)."""
         o, reg = self.cfg.optim, self.cfg.reg
         self.schedule.progress(progress)
         X, Y = self.dist.rows(X), self.dist.rows(Y)  # under torchrun, this process's rows
+        starts = None if starts is None else self.dist.rows(starts)
         X, Y = X.to(self.device, non_blocking=True), Y.to(self.device, non_blocking=True)
         self.monitor.begin_step(step)
         with autocast(self.device, self.precision):
-            out = self.forward_model(X, state, targets=Y)  # a residual model leaves each event out
+            # A residual model scores the n-gram without each position's fold (or its own event).
+            out = self.forward_model(X, state, targets=Y, starts=starts)
         loss = cross_entropy(out.logits, Y)
         terms = regularization_terms(
             self.model, out.outputs, l1=reg.l1, l2=reg.l2, elastic_net=reg.elastic_net, ar=reg.ar, tar=reg.tar

@@ -39,7 +39,7 @@ from rnnlab.train import Trainer, load_checkpoint, read_metrics
 from rnnlab.train.distributed import OneProcess, processes
 from rnnlab.train.loop import INTERRUPTED, Samples
 from rnnlab.train.schedule import schedule_name
-from rnnlab.train.scoring import check_trainable, fit_run_ngram
+from rnnlab.train.scoring import check_trainable, cross_fit, fit_run_ngram
 from rnnlab.train.tensorboard import require_tensorboard
 
 # What a resumed run may change: when to stop, and where to compute.
@@ -120,7 +120,7 @@ def start_run(
     torch.manual_seed(cfg.run.seed)
     ngram = fit.dense() if residual else None
     model = LanguageModel.from_config(cfg.model, len(corpus.vocab), ngram, residual and fit.counted_all)
-    model = model.to(device)
+    model = cross_fit(model, cfg, corpus).to(device)
     dist.seed(cfg.run.seed)
     command = _command(argv, values, dist)
     # Only now that every input is valid: a refused run leaves nothing on disk. Rank 0 writes.
@@ -173,7 +173,7 @@ def resume_run(
         raise RnnlabError("the corpus changed since this run started; resume needs the same text")
     ckpt = load_checkpoint(run.path)
     device = dist.setup(cfg)
-    model = run.build_model(cfg).to(device)
+    model = cross_fit(run.build_model(cfg), cfg, corpus).to(device)
     trainer = Trainer(
         cfg, corpus, model, run, device, progress=progress, dist=dist, samples=_samples(cfg, corpus)
     )

@@ -10,6 +10,7 @@ than an argsort (``np.unique``), with the same result.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
 def as_ids(ids, vocab_size: int, name: str) -> np.ndarray:
@@ -136,3 +137,25 @@ class NGramCounts:
         out.raw = {k: arrays[f"raw.{k}"] for k in range(1, out.max_order + 1)}
         out.continuation = {k: arrays[f"continuation.{k}"] for k in range(1, out.max_order)}
         return out
+
+
+def batch_contexts(ids: np.ndarray, history, context_length: int) -> np.ndarray:
+    """``(B * T, context_length)``: the ids before each next id of the ``(B, T)`` batch ``ids`` (row
+    ``b * T + t`` ends with ``ids[b, t]``), oldest first; ``history`` ``(B, H)`` holds the ids before
+    ``ids[:, 0]`` (-1 or missing columns: the stream had not started)."""
+    b, t = ids.shape
+    need = max(context_length - 1, 0)
+    hist = np.full((b, need), -1, dtype=np.int64)
+    if history is not None and need:
+        h = int_ids(history)[:, -need:]
+        hist[:, need - h.shape[1] :] = h
+    ext = np.concatenate([hist, ids], axis=1)  # (B, n-2+T)
+    windows = np.lib.stride_tricks.sliding_window_view(ext, context_length, axis=1)
+    return windows.reshape(b * t, context_length)
+
+
+def int_ids(x) -> np.ndarray:
+    """``x`` (a tensor, on any device, or an array) as an int64 numpy array."""
+    if isinstance(x, torch.Tensor):
+        x = x.cpu().numpy()
+    return np.asarray(x, dtype=np.int64)

@@ -29,56 +29,11 @@ drops by one; at a lower order ``k`` the continuation count ``N1+(• h w)`` dro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
-from rnnlab.nn.ngram.counts import NGramCounts, lookup
-from rnnlab.nn.ngram.kneser_ney import discounts
-
-
-@dataclass(frozen=True)
-class OrderTable:
-    """One order of a Kneser-Ney model as CSR rows over its context ids.
-
-    Attributes:
-        keys: ``(E,)`` sorted k-gram keys ``h * V + w`` (for lookups of a given ``(h, w)``).
-        indptr: ``(C + 1,)`` row bounds per context id ``h``.
-        words: ``(E,)`` the id ``w`` of each entry.
-        counts: ``(E,)`` the count the model uses (raw at the top order, continuation below).
-        raw: ``(E,)`` the raw counts (leave-one-out reads them one order up).
-        kept: ``(E,)`` ``max(c − D(c), 0)``.
-        total, gamma: ``(C,)`` per context: ``Σ c`` and ``Σ D(c)`` over its seen ids.
-        discount: ``[0, D1, D2, D3+]``.
-    """
-
-    keys: np.ndarray
-    indptr: np.ndarray
-    words: np.ndarray
-    counts: np.ndarray
-    raw: np.ndarray
-    kept: np.ndarray
-    total: np.ndarray
-    gamma: np.ndarray
-    discount: np.ndarray
-
-
-def build_table(counts: NGramCounts, k: int, top: bool) -> OrderTable:
-    """The CSR table of order ``k`` (the model's top order when ``top``) from ``counts``."""
-    v = counts.vocab_size
-    keys = counts.keys[k]
-    c = counts.raw[k] if top else counts.continuation[k]
-    d = discounts(c[c > 0])
-    context = keys // v
-    num_contexts = counts.context_keys[k - 1].size
-    indptr = np.zeros(num_contexts + 1, dtype=np.int64)
-    np.cumsum(np.bincount(context, minlength=num_contexts), out=indptr[1:])
-    c = c.astype(np.int64)
-    total = np.bincount(context, weights=c, minlength=num_contexts)
-    gamma = np.bincount(context, weights=d[np.minimum(c, 3)], minlength=num_contexts)
-    kept = np.maximum(c - d[np.minimum(c, 3)], 0.0)
-    return OrderTable(keys, indptr, keys % v, c, counts.raw[k], kept, total, gamma, d)
+from rnnlab.nn.ngram.counts import NGramCounts, batch_contexts, int_ids, lookup
+from rnnlab.nn.ngram.table import OrderTable, build_table, fix_entries, row_entries, scatter
 
 
 class DenseKneserNey:
@@ -135,14 +90,61 @@ class DenseKneserNey:
                 were made from: score leave-one-out (see the module docstring). None: plain counts.
             dtype: of the result (the arithmetic is done in it too).
         """
+        weight = np.ones(len(context))
+        parts = []  # per order m >= 1: (positions, words, values) to scatter
+        # Walk down from the top order: weight = Π_{j>m} s_j, the share order m's terms keep in P_n.
+        for m, (safe, use, inv_total, scale, kept_fix) in self._order_terms(context, targets):
+            coef = weight * inv_total  # what each kept count of this order is worth in P_n
+            if m == 0:
+                base = (coef, weight * scale / self.vocab_size)  # P_n gets coef * kept_1 + weight * s_1 / V
+            else:
+                parts.append(row_entries(self.tables[m], safe, use, coef))
+            if kept_fix is not None:
+                parts.append(fix_entries(use, kept_fix, targets, coef))
+            weight = weight * scale
+        return self._assemble(base, parts, dtype)
+
+    def probs_by_order(
+        self,
+        context: np.ndarray,
+        targets: np.ndarray | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> torch.Tensor:
+        """``(N, n, V)``: after each row of ``context``, the distribution ``P_k`` the interpolation has
+        reached at each order ``k = 1..n`` (``P_k = a_k + s_k P_{k−1}``, ``P_0`` uniform); ``[:, -1]``
+        is :meth:`probs_flat`'s. Below the top order these are Kneser-Ney's lower-order distributions
+        (continuation counts), the ones the top order backs off to. Arguments as :meth:`probs_flat`.
+        """
+        terms = self._order_terms(context, targets)[::-1]  # order 1 first
+        n, v = len(context), self.vocab_size
+        kept1 = self._unigram(dtype)
+        p = torch.full((n, v), 1.0 / v, dtype=dtype)
+        out = torch.empty(n, self.order, v, dtype=dtype)
+        for m, (safe, use, inv_total, scale, kept_fix) in terms:
+            p.mul_(torch.from_numpy(scale).to(dtype)[:, None])
+            if m == 0:
+                p.add_(torch.from_numpy(inv_total).to(dtype)[:, None] * kept1[None, :])
+                parts = []
+            else:
+                parts = [row_entries(self.tables[m], safe, use, inv_total)]
+            if kept_fix is not None:
+                parts.append(fix_entries(use, kept_fix, targets, inv_total))
+            scatter(p, parts, dtype)
+            out[:, m] = p
+        return out
+
+    def _unigram(self, dtype: torch.dtype) -> torch.Tensor:
+        """Order 1's kept counts as a dense ``(V,)`` vector in ``dtype``."""
+        return self._kept1[dtype] if dtype in self._kept1 else self._kept1[torch.float64].to(dtype)
+
+    def _order_terms(self, context: np.ndarray, targets: np.ndarray | None) -> list[tuple]:
+        """Per order, top first: ``(m, (safe context ids, used, 1/total, s = γ/total, the target's
+        kept-count change or None))`` for each row of ``context`` (the arguments of :meth:`probs_flat`)."""
         context = np.asarray(context, dtype=np.int64)
         if context.ndim != 2 or context.shape[1] != self.context_length:
             raise ValueError(f"context must be (N, {self.context_length}), got {context.shape}")
-        n = context.shape[0]
         cids = self.context_ids(context)
-        # Walk down from the top order: weight = Π_{j>m} s_j, the share order m's terms keep in P_n.
-        weight = np.ones(n)
-        parts = []  # per order m >= 1: (positions, words, values) to scatter
+        terms = []
         upper_raw = None  # raw count of the (m+2)-gram ending at each position (leave-one-out)
         for m in range(self.order - 1, -1, -1):
             t, h = self.tables[m], cids[m]
@@ -153,17 +155,8 @@ class DenseKneserNey:
                 total, gamma, kept_fix, upper_raw = self._left_out(t, m, safe, seen, targets, upper_raw)
             use = seen & (total > 0)
             inv_total = np.where(use, 1.0 / np.where(use, total, 1.0), 0.0)
-            scale = np.where(use, gamma * inv_total, 1.0)
-            coef = weight * inv_total  # what each kept count of this order is worth in P_n
-            if m == 0:
-                base = (coef, weight * scale / self.vocab_size)  # P_n gets coef * kept_1 + weight * s_1 / V
-            else:
-                parts.append(_row_entries(t, safe, use, coef))
-            if kept_fix is not None:
-                fix = use & (kept_fix != 0)
-                parts.append((np.flatnonzero(fix), targets[fix], (coef * kept_fix)[fix]))
-            weight = weight * scale
-        return self._assemble(base, parts, dtype)
+            terms.append((m, (safe, use, inv_total, np.where(use, gamma * inv_total, 1.0), kept_fix)))
+        return terms
 
     def _left_out(self, t: OrderTable, m: int, safe, seen, targets, upper_raw):
         """Order ``m``'s totals, γ and the change of the target's kept count with the position's own
@@ -185,20 +178,17 @@ class DenseKneserNey:
     def _assemble(self, base, parts: list, dtype: torch.dtype) -> torch.Tensor:
         """``(N, V)``: order 1's dense part, then every higher order's entries scattered in."""
         coef1, const = base
-        v = self.vocab_size
-        kept1 = self._kept1[dtype] if dtype in self._kept1 else self._kept1[torch.float64].to(dtype)
+        kept1 = self._unigram(dtype)
         p = torch.from_numpy(coef1).to(dtype)[:, None] * kept1[None, :]  # (N, V)
         p.add_(torch.from_numpy(const).to(dtype)[:, None])
-        if parts:
-            pos = np.concatenate([q[0] for q in parts])
-            words = np.concatenate([q[1] for q in parts])
-            values = np.concatenate([q[2] for q in parts])
-            p.view(-1).index_add_(0, torch.from_numpy(pos * v + words), torch.from_numpy(values).to(dtype))
-        return p
+        return scatter(p, parts, dtype)
 
-    def next_log_probs(self, context, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    def next_log_probs(
+        self, context, dtype: torch.dtype = torch.float32, by_order: bool = False
+    ) -> torch.Tensor:
         """``(V,)`` ln P(next id | ``context``) for one context (its last ``n − 1`` ids count; -1 marks
-        "before the stream's start", as in :meth:`probs_flat`).
+        "before the stream's start", as in :meth:`probs_flat`); ``by_order``: ``(n, V)``, every order's
+        ``ln P_k`` (:meth:`probs_by_order`).
 
         The generation path: scalar lookups and ``V``-wide numpy updates, order by order (what
         :meth:`probs_flat` does for many rows costs ~100 small numpy calls, too many for one).
@@ -207,24 +197,26 @@ class DenseKneserNey:
         ctx = [int(x) for x in np.asarray(context).reshape(-1)[-(self.order - 1) :]] if self.order > 1 else []
         ctx = ctx[len(ctx) - next((i for i, x in enumerate(reversed(ctx)) if x < 0), len(ctx)) :]
         p = np.full(v, 1.0 / v)
+        reached = []  # P_k after each order k
         h = 0
         for m, t in enumerate(self.tables):
             if m > 0:
-                if m > len(ctx):
-                    break
                 keys = self.counts.context_keys[m]
-                key = h * v + ctx[-m]
+                key = h * v + ctx[-m] if m <= len(ctx) else -1
                 i = int(np.searchsorted(keys, key))
-                if i == keys.size or keys[i] != key:
+                if key < 0 or i == keys.size or keys[i] != key:
                     break  # unseen here, so every longer context is unseen too
                 h = i
             total = t.total[h]
-            if total <= 0:
-                continue
-            a, b = t.indptr[h], t.indptr[h + 1]
-            p *= t.gamma[h] / total
-            p[t.words[a:b]] += t.kept[a:b] / total
-        return torch.from_numpy(np.log(p)).to(dtype)
+            if total > 0:
+                a, b = t.indptr[h], t.indptr[h + 1]
+                p = p * (t.gamma[h] / total)
+                p[t.words[a:b]] += t.kept[a:b] / total
+            reached.append(p)
+        if not by_order:
+            return torch.from_numpy(np.log(p)).to(dtype)
+        reached += [p] * (self.order - len(reached))  # unseen contexts pass the order below through
+        return torch.from_numpy(np.log(np.stack(reached))).to(dtype)
 
     def log_probs(
         self,
@@ -232,8 +224,10 @@ class DenseKneserNey:
         history: np.ndarray | torch.Tensor | None = None,
         targets: np.ndarray | torch.Tensor | None = None,
         dtype: torch.dtype = torch.float32,
+        by_order: bool = False,
     ) -> torch.Tensor:
-        """``(B, T, V)`` ln P(next id | the ids up to and including ``ids[:, t]``).
+        """``(B, T, V)`` ln P(next id | the ids up to and including ``ids[:, t]``); ``by_order``:
+        ``(B, T, n, V)``, every order's (:meth:`probs_by_order`).
 
         Args:
             ids: ``(B, T)`` the batch's inputs X.
@@ -242,31 +236,13 @@ class DenseKneserNey:
             targets: ``(B, T)`` the batch's Y, for leave-one-out on training positions; None: plain.
             dtype: of the result.
         """
-        ids = _numpy(ids)
+        ids = int_ids(ids)
         b, t = ids.shape
-        need = max(self.context_length - 1, 0)
-        hist = np.full((b, need), -1, dtype=np.int64)
-        if history is not None and need:
-            h = _numpy(history)[:, -need:]
-            hist[:, need - h.shape[1] :] = h
-        ext = np.concatenate([hist, ids], axis=1)  # (B, n-2+T)
-        windows = np.lib.stride_tricks.sliding_window_view(ext, self.context_length, axis=1)
-        context = windows.reshape(b * t, self.context_length)  # (B*T, n-1), oldest first
-        tgt = None if targets is None else _numpy(targets).reshape(-1)
+        context = batch_contexts(ids, history, self.context_length)
+        tgt = None if targets is None else int_ids(targets).reshape(-1)
+        if by_order:
+            return self.probs_by_order(context, tgt, dtype).log_().view(b, t, self.order, self.vocab_size)
         return self.probs_flat(context, tgt, dtype).log_().view(b, t, self.vocab_size)
 
-
-def _numpy(x) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.cpu().numpy()
-    return np.asarray(x, dtype=np.int64)
-
-
-def _row_entries(t: OrderTable, safe: np.ndarray, use: np.ndarray, coef: np.ndarray) -> tuple:
-    """``(position, word, value)`` of every seen id of every used row's context in order table ``t``."""
-    start = t.indptr[safe]
-    lens = np.where(use, t.indptr[safe + 1] - start, 0)
-    pos = np.repeat(np.arange(safe.size), lens)
-    first = np.cumsum(lens) - lens
-    entry = start[pos] + np.arange(pos.size) - first[pos]
-    return pos, t.words[entry], coef[pos] * t.kept[entry]
+    def __deepcopy__(self, _memo) -> DenseKneserNey:
+        return self  # read-only tables: a copied model shares them

@@ -1,0 +1,97 @@
+"""Cross-fitted Kneser-Ney for training positions: each scored by counts that never saw its part of the text.
+
+A residual network learns what the n-gram misses, so the n-gram it sees in training must be as wrong
+as it will be on new text. Counts made from the very text trained on are not: they have seen every
+n-gram there. Leave-one-out (:meth:`DenseKneserNey.probs_flat` with ``targets``) removes a position's
+own event, but text repeats itself (a chorus, a licence header, a speaker's name): a line's twin a few
+hundred characters away is still counted, so the n-gram stays over-confident. On jaychou_lyrics.txt
+it scores the training text at 1.85 nats/char leave-one-out against 5.16 on validation; on the
+built-in corpus 0.90 against 1.23.
+
+Cross-fitting cuts the training stream into ``K`` contiguous folds and counts ``K`` models, model
+``k`` on every fold but ``k``; a training position in fold ``k`` is scored by model ``k``. The same
+two corpora then score 5.15 and 1.32 (five folds), close to validation, where the network's residual
+has to hold. Each fold's model is cut at the fold's edges, so the n-grams that straddle one of the
+cuts (``n − 1`` per cut) are counted as if the two sides were adjacent text.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+from rnnlab.nn.ngram.counts import NGramCounts, int_ids
+from rnnlab.nn.ngram.dense import DenseKneserNey
+
+
+class FoldKneserNey:
+    """``K`` Kneser-Ney models of order ``order``, model ``k`` counted on ``train_ids`` without fold ``k``.
+
+    Args:
+        train_ids: the training stream (the one the batches' positions index).
+        vocab_size: ``V``.
+        order: ``n``, as the full model's.
+        folds: ``K >= 2`` contiguous folds of (nearly) equal length.
+        workers: threads that count the folds (numpy's sorts release the GIL).
+    """
+
+    def __init__(self, train_ids, vocab_size: int, order: int, folds: int, workers: int = 2) -> None:
+        if folds < 2:
+            raise ValueError(f"cross-fitting needs at least 2 folds, got {folds}")
+        ids = np.asarray(train_ids)
+        if ids.size < folds:
+            raise ValueError(f"{ids.size} training ids cannot be cut into {folds} folds")
+        self.vocab_size, self.order, self.context_length = vocab_size, order, order - 1
+        self.ids = ids  # the stream the positions index: contexts reach back before a window's start
+        self.bounds = np.linspace(0, ids.size, folds + 1).round().astype(np.int64)
+
+        def count(k: int) -> DenseKneserNey:
+            rest = np.concatenate([ids[: self.bounds[k]], ids[self.bounds[k + 1] :]]).astype(np.int64)
+            return DenseKneserNey(NGramCounts(rest, vocab_size, order), order)
+
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            self.models = list(pool.map(count, range(folds)))
+
+    @property
+    def folds(self) -> int:
+        return len(self.models)
+
+    def fold_of(self, positions: np.ndarray) -> np.ndarray:
+        """The fold of each position of the training stream."""
+        return np.clip(np.searchsorted(self.bounds, positions, side="right") - 1, 0, self.folds - 1)
+
+    def log_probs(
+        self,
+        ids: np.ndarray | torch.Tensor,
+        starts: np.ndarray | torch.Tensor,
+        dtype: torch.dtype = torch.float32,
+        by_order: bool = False,
+    ) -> torch.Tensor:
+        """``(B, T, V)`` ln P(next id | context) for a training batch, each position by its fold's model
+        (``by_order``: ``(B, T, n, V)``, every order's, as :meth:`DenseKneserNey.probs_by_order`).
+
+        Args:
+            ids: ``(B, T)`` the batch's inputs X (only their shape is read: the stream has them).
+            starts: ``(B,)`` where each row starts in the training stream: ``ids[b, t]`` is the id at
+                ``starts[b] + t``, and the next id (the one scored, whose fold counts) at one more.
+                Each context is read from the stream, so a window's first positions get their whole
+                ``n − 1`` ids of context too.
+        """
+        b, t = ids.shape
+        pos = (int_ids(starts)[:, None] + np.arange(t)).reshape(-1)  # where each X id sits
+        index = pos[:, None] + np.arange(2 - self.order, 1)  # (B*T, n-1), oldest first
+        context = np.where(index >= 0, self.ids[np.maximum(index, 0)], -1).astype(np.int64)
+        fold = self.fold_of(pos + 1)
+        shape = (self.order, self.vocab_size) if by_order else (self.vocab_size,)
+        out = torch.empty(b * t, *shape, dtype=dtype)
+        for k, model in enumerate(self.models):
+            rows = np.flatnonzero(fold == k)
+            if rows.size:
+                score = model.probs_by_order if by_order else model.probs_flat
+                out[torch.from_numpy(rows)] = score(context[rows], None, dtype).log_()
+        return out.view(b, t, *shape)
+
+    def __deepcopy__(self, _memo) -> FoldKneserNey:
+        return self  # read-only tables: a copied model shares them
