@@ -181,6 +181,44 @@ def test_a_run_says_how_its_training_positions_see_the_ngram(tmp_path, corpus_fi
     assert main(tiny_run_argv(corpus_file, tmp_path / "r", max_steps=2, **flags)) == 0
     start = next(r for r in metric_records(tmp_path / "r") if r["event"] == "start")
     assert start["ngram_training"] == seen
+    config = json.loads((tmp_path / "r" / "config.json").read_text())["config"]
+    assert config["model"]["ngram_gate"] == "orders"  # auto, resolved for this small vocabulary
+
+
+def test_a_run_from_before_folds_and_order_weights_loads_as_it_was_trained(tmp_path, corpus_file, capsys):
+    run = tmp_path / "old"
+    flags = {"max_steps": 4, "ngram_folds": 0, "ngram_gate": "one"}  # how such runs trained
+    assert main(tiny_run_argv(corpus_file, run, **flags)) == 0
+    doc = json.loads((run / "config.json").read_text())
+    for key in ("ngram_folds", "ngram_gate"):
+        del doc["config"]["model"][key]  # what their config.json lacked
+    (run / "config.json").write_text(json.dumps(doc))
+    cfg = RunDir.open(run).load_config()
+    assert (cfg.model.ngram_folds, cfg.model.ngram_gate) == (0, "one")
+    model, _ = RunDir.open(run).load_model()  # one weight on the n-gram, as stored
+    assert model.prior_gate.weight.shape[0] == 1
+    assert main(["evaluate", str(run), "--json"]) == 0
+
+
+def test_only_the_first_pass_is_cross_fitted(tmp_path, corpus_file, monkeypatch, capsys):
+    seen = []  # per training forward: (epoch, whether the batch's starts reached the model)
+    original_step, original_forward = Trainer._train_step, LanguageModel.forward
+
+    def step(self, X, Y, starts):
+        seen.append([self.state.epoch])
+        original_step(self, X, Y, starts)
+
+    def forward(self, ids, state=None, targets=None, starts=None):
+        if self.training:
+            seen[-1].append(starts is not None)
+        return original_forward(self, ids, state, targets, starts)
+
+    monkeypatch.setattr(Trainer, "_train_step", step)
+    monkeypatch.setattr(LanguageModel, "forward", forward)
+    flags = {"batch_size": 16, "num_steps": 32, "max_steps": None, "epochs": 3}
+    assert main(tiny_run_argv(corpus_file, tmp_path / "r", **flags)) == 0
+    assert {e for e, _ in seen} == {0, 1, 2}
+    assert all(placed == (epoch == 0) for epoch, placed in seen)
 
 
 def test_one_fold_is_refused(tmp_path, corpus_file, capsys):

@@ -76,9 +76,10 @@ class ModelConfig:
     ngram: str = "residual"
     ngram_order: int = 0  # 0: the order (1..7) that scores best on validation
     ngram_tokens: int = 8_000_000  # count at most this many training tokens (~6 s on 2 cores)
-    # Training positions see the n-gram as new text would: scored by counts made without their fold
-    # of the training text (cross-fitting, rnnlab.nn.ngram.folds). 0: leave-one-out counts instead.
-    # Up to FOLD_TOKENS training tokens; above, counting the folds would cost more than it gives.
+    # In the first pass, training positions see the n-gram as new text would: scored by counts made
+    # without their fold of the training text (cross-fitting, rnnlab.nn.ngram.folds); later passes and
+    # 0 folds: leave-one-out counts. Up to FOLD_TOKENS training tokens; above, counting the folds would
+    # cost more than it gives.
     ngram_folds: int = 5
     ngram_gate: str = "auto"  # NGRAM_GATES, or auto: "orders" up to ORDER_GATE_VOCAB ids, else "one"
 

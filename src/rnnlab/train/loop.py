@@ -227,7 +227,10 @@ class Trainer:
         # Random windows are unrelated: start from zeros. Consecutive ones continue the previous
         # window, so carry its state, detached so backpropagation stops at the window's start.
         carried = None if self.cfg.data.sampling == "random" else detach_state(self.carried)
-        result = self.stepper(X, Y, carried, s.step + 1, self._progress(), starts)
+        # A cross-fitted n-gram scores the first pass only, where the network has not seen the text
+        # either; after it, leave-one-out (see rnnlab.nn.ngram.folds).
+        first_pass = starts if s.epoch == 0 else None
+        result = self.stepper(X, Y, carried, s.step + 1, self._progress(), first_pass)
         self.carried = result.state
         if result.decision.action != "step":
             self._non_finite(result.decision)

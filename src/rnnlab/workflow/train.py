@@ -114,6 +114,7 @@ def start_run(
         cfg,
         optim=replace(cfg.optim, schedule=schedule_name(cfg.optim, cfg.run)),
         run=replace(cfg.run, precision=resolve_precision(cfg.run.precision, device)),
+        model=replace(cfg.model, ngram_gate=C.ngram_gate(cfg.model, len(corpus.vocab))),
     )
     residual = cfg.model.ngram == "residual"
     fit = fit_run_ngram(cfg, corpus) if residual or cfg.run.baseline else None

@@ -13,6 +13,13 @@ Cross-fitting cuts the training stream into ``K`` contiguous folds and counts ``
 two corpora then score 5.15 and 1.32 (five folds), close to validation, where the network's residual
 has to hold. Each fold's model is cut at the fold's edges, so the n-grams that straddle one of the
 cuts (``n − 1`` per cut) are counted as if the two sides were adjacent text.
+
+Only in the first pass over the training text, though (rnnlab's loop passes the batches' starts then
+only): there the network has not seen a position either, so both parts of the model are as they will
+be on new text, and what the network learns of how far to trust itself over the counts holds there.
+From the second pass on the network has seen the text; against cross-fitted counts it learns to trust
+itself too much (tiny Shakespeare 90/10, 600 s, six passes: 1.453 with folds throughout, against 1.428
+leave-one-out), so those passes use leave-one-out counts, which have seen the text too.
 """
 
 from __future__ import annotations
