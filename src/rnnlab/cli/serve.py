@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         serve(create_app(runs), sock)
     except KeyboardInterrupt:
-        print("rnnlab serve: stopped", file=sys.stderr)
+        pass  # uvicorn re-raises the Ctrl-C it shut down on, except when it came in between
     finally:
         sock.close()
+    print("rnnlab serve: stopped", file=sys.stderr)
     return 0
