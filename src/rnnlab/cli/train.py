@@ -37,6 +37,13 @@ HELP = {
     "variational": "share input/output dropout masks over time (locked dropout)",
     "min_block": "mingru/minlstm: the block's parts around the cell (conv: causal depthwise convolution, "
     "mlp, norm: RMSNorm), comma-separated, or none",
+    "ngram": "residual: the network learns the residual of a Kneser-Ney n-gram (Li et al. 2022); off: alone",
+    "ngram_order": "the residual n-gram's order (0: the best on validation, up to 7)",
+    "ngram_tokens": "count at most this many training tokens for the n-gram",
+    "ngram_folds": "score the first pass over the training text with n-grams counted without its fold "
+    "(cross-fitting; up to 2M tokens); 0: leave-one-out counts",
+    "ngram_gate": "orders: a weight per n-gram order read from the state; one: one weight; "
+    "auto: orders up to 512 distinct tokens",
     "l1": "L1 penalty coefficient on weight matrices",
     "l2": "L2 penalty coefficient on weight matrices (in the loss: coupled with Adam)",
     "elastic_net": "elastic net C,RATIO: C*(RATIO*L1 + (1-RATIO)*L2)",
