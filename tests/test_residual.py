@@ -156,20 +156,22 @@ def test_a_residual_run_trains_generates_evaluates_reports_and_refuses_export(tm
     assert config["ngram"] == "residual"
 
 
+# 21 batches per pass: cut in the cross-fitted first pass, and in the second (where none are counted)
+@pytest.mark.parametrize("cut", [13, 25])
 @pytest.mark.parametrize("sampling", ["consecutive", "random"])
-def test_a_residual_run_resumes_exactly(tmp_path, corpus_file, monkeypatch, capsys, sampling):
+def test_a_residual_run_resumes_exactly(tmp_path, corpus_file, monkeypatch, capsys, sampling, cut):
     argv = tiny_run_argv  # the interrupted and the whole run take the same flags
     flags = {"sampling": sampling, "batch_size": 8, "num_steps": 12, "max_steps": 30, "eval_every": 4}
     assert main(argv(corpus_file, tmp_path / "whole", **flags)) == 0
     original = Trainer._train_step
 
-    def stop_at_13(self, X, Y, starts):
+    def stop_at_cut(self, X, Y, starts):
         original(self, X, Y, starts)
-        if self.state.step == 13:
+        if self.state.step == cut:
             self.stop_request = INTERRUPTED
 
     with monkeypatch.context() as m:
-        m.setattr(Trainer, "_train_step", stop_at_13)
+        m.setattr(Trainer, "_train_step", stop_at_cut)
         assert main(argv(corpus_file, tmp_path / "cut", **flags)) == 130
     assert main(["train", "--resume", str(tmp_path / "cut"), "--quiet"]) == 0
     assert metrics_without_timing(tmp_path / "cut") == metrics_without_timing(tmp_path / "whole")

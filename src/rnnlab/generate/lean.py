@@ -63,7 +63,8 @@ class LeanStep:
         if self.ngram is not None:  # the n-gram's context: the last n - 2 ids, as numpy (N, n-2)
             *parts, history = parts
             self.history = history[0].cpu().numpy()
-            self.gate_t, self.gate_bias = model.prior_gate.weight.t().contiguous(), model.prior_gate.bias
+            self.gate_t = model.prior_gate.weight.t().contiguous()
+            self.gate_bias = model.prior_gate.bias + model.gate_base  # 1 + g_n(h) on the full model
             self.by_order = model.by_order
         self.buffers = [self._buffers([part[k] for part in parts]) for k in range(rnn.num_layers)]
         self.now = 0  # which of each layer's two state buffers holds the current state
@@ -124,8 +125,7 @@ class LeanStep:
         logits = torch.addmm(self.decoder_bias, x, self.decoder_t)  # (N, V), a new tensor
         if self.ngram is None:
             return logits
-        weight = torch.addmm(self.gate_bias, x, self.gate_t)  # (N, 1 or n): g(h)
-        weight[:, -1] += 1  # the full model's weight 1 + g_n(h)
+        weight = torch.addmm(self.gate_bias, x, self.gate_t)  # (N, 1 or n): the weights on the n-gram
         prior = self._prior(ids).to(logits)
         if self.by_order:  # (N, n, V): Σ_k weight_k log P_k
             return logits.add_(torch.bmm(weight[:, None, :], prior)[:, 0])

@@ -63,16 +63,18 @@ def fit_run_ngram(cfg: TrainConfig, corpus: Corpus) -> NGramFit:
     )
 
 
-def cross_fit(model: torch.nn.Module, cfg: TrainConfig, corpus: Corpus) -> torch.nn.Module:
+def cross_fit(model: torch.nn.Module, cfg: TrainConfig, corpus: Corpus, epoch: int = 0) -> torch.nn.Module:
     """Give a residual model whose n-gram counted the whole training split ``--ngram-folds`` cross-fitted
     n-grams for its training batches (:class:`rnnlab.nn.ngram.FoldKneserNey`), when ``--ngram-folds``
     is not 0 and the split has at most :data:`FOLD_TOKENS` tokens; it keeps leave-one-out otherwise.
 
-    Counting is deterministic, so a resumed run rebuilds the same folds from the same text. Returns
-    ``model``.
+    Only the first pass is cross-fitted (the loop passes batch starts in epoch 0 only), so a run resumed
+    at a later ``epoch`` counts nothing. Counting is deterministic: a run resumed in its first pass
+    rebuilds the same folds from the same text. Returns ``model``.
     """
     folds = cfg.model.ngram_folds
-    if getattr(model, "leave_one_out", False) and folds and len(corpus.train) <= FOLD_TOKENS:
+    first_pass = epoch == 0
+    if first_pass and getattr(model, "leave_one_out", False) and folds and len(corpus.train) <= FOLD_TOKENS:
         model.cross_fit(corpus.train, folds, workers=torch.get_num_threads())
     return model
 

@@ -174,7 +174,7 @@ def resume_run(
         raise RnnlabError("the corpus changed since this run started; resume needs the same text")
     ckpt = load_checkpoint(run.path)
     device = dist.setup(cfg)
-    model = cross_fit(run.build_model(cfg), cfg, corpus).to(device)
+    model = cross_fit(run.build_model(cfg), cfg, corpus, ckpt["loop"]["epoch"]).to(device)
     trainer = Trainer(
         cfg, corpus, model, run, device, progress=progress, dist=dist, samples=_samples(cfg, corpus)
     )
