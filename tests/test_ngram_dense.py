@@ -31,14 +31,25 @@ def _text(seed: int, n: int, v: int) -> np.ndarray:
     return out[:n].astype(np.int64)
 
 
+def _dense(counts: NGramCounts, order: int, rows: str) -> DenseKneserNey:
+    """The model with its orders > 1 scattered row by row ("sparse"), all added as dense matrices
+    ("dense"), or as its own rule picks ("auto")."""
+    pick = {"auto": None, "sparse": (), "dense": tuple(range(1, order))}[rows]
+    return DenseKneserNey(counts, order, pick)
+
+
+ROWS = ["auto", "sparse", "dense"]
+
+
 @pytest.mark.parametrize("order", [1, 2, 3, 5, 7])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_plain_matches_distribution_at_every_position(order, seed):
+@pytest.mark.parametrize("rows", ROWS)
+def test_plain_matches_distribution_at_every_position(order, seed, rows):
     v = 9
     train = _text(seed, 600, v)
     other = _text(seed + 10, 150, v)  # contexts unseen in training too
     counts = NGramCounts(train, v, 7)
-    lm, dense = KneserNeyLM(counts, order), DenseKneserNey(counts, order)
+    lm, dense = KneserNeyLM(counts, order), _dense(counts, order, rows)
     for stream in (train, other):
         positions = np.arange(stream.size)
         context = stream_context(stream, positions, order - 1)
@@ -138,10 +149,11 @@ def _reference_loo(train: np.ndarray, v: int, order: int, i: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("order", [1, 2, 4, 6])
-def test_leave_one_out_matches_recounting(order):
+@pytest.mark.parametrize("rows", ROWS)
+def test_leave_one_out_matches_recounting(order, rows):
     v = 7
     train = _text(7, 260, v)
-    dense = DenseKneserNey(NGramCounts(train, v, order), order)
+    dense = _dense(NGramCounts(train, v, order), order, rows)
     positions = np.arange(train.size)
     context = stream_context(train, positions, order - 1)
     got = dense.probs_flat(context, targets=train, dtype=torch.float64).numpy()
@@ -264,10 +276,11 @@ def test_cross_fitting_refuses_fewer_than_two_folds():
 
 @pytest.mark.parametrize("order", [1, 3, 6])
 @pytest.mark.parametrize("left_out", [False, True])
-def test_every_orders_distribution_ends_in_the_full_one_and_each_sums_to_one(order, left_out):
+@pytest.mark.parametrize("rows", ["sparse", "dense"])
+def test_every_orders_distribution_ends_in_the_full_one_and_each_sums_to_one(order, left_out, rows):
     v = 9
     train, other = _text(2, 700, v), _text(12, 120, v)
-    dense = DenseKneserNey(NGramCounts(train, v, 7), order)
+    dense = _dense(NGramCounts(train, v, 7), order, rows)
     for stream in (train, other):
         positions = np.arange(1, stream.size)
         context = stream_context(stream, positions, order - 1)
@@ -281,10 +294,11 @@ def test_every_orders_distribution_ends_in_the_full_one_and_each_sums_to_one(ord
 
 
 @pytest.mark.parametrize("order", [2, 5])
-def test_the_one_context_path_gives_every_orders_distribution_as_the_batch_path(order):
+@pytest.mark.parametrize("rows", ["sparse", "dense"])
+def test_the_one_context_path_gives_every_orders_distribution_as_the_batch_path(order, rows):
     v = 9
     train, other = _text(4, 600, v), _text(14, 100, v)
-    dense = DenseKneserNey(NGramCounts(train, v, 7), order)
+    dense = _dense(NGramCounts(train, v, 7), order, rows)
     for stream in (train, other):
         positions = np.arange(0, stream.size, 5)
         batch = dense.probs_by_order(stream_context(stream, positions, order - 1), dtype=torch.float64)
@@ -311,3 +325,15 @@ def test_cross_fitted_orders_end_in_the_cross_fitted_distribution():
     each = folds.log_probs(ids, starts, torch.float64, by_order=True)
     assert each.shape == (3, t, order, v)
     torch.testing.assert_close(each[:, :, -1], folds.log_probs(ids, starts, torch.float64))
+
+
+def test_orders_with_long_rows_are_dense_and_orders_with_short_rows_are_not():
+    # A random stream of 20,000 over 20 ids: its 400 two-id contexts are each followed by most ids
+    # (rows ~ V long); its 8,000 three-id contexts by two or three.
+    rng = np.random.default_rng(0)
+    v = 20
+    counts = NGramCounts(rng.integers(0, v, 20_000), v, 5)
+    assert DenseKneserNey(counts, 5)._dense.keys() == {0, 1, 2}  # order 1, always; orders 2 and 3
+    # A text of 400 ids where each context has one continuation: no order is worth a dense matrix.
+    cycle = np.tile(np.arange(400), 5)
+    assert DenseKneserNey(NGramCounts(cycle, 400, 3), 3)._dense.keys() == {0}

@@ -55,6 +55,37 @@ def build_table(counts: NGramCounts, k: int, top: bool) -> OrderTable:
     return OrderTable(keys, indptr, keys % v, c, counts.raw[k], kept, total, gamma, d)
 
 
+# An order whose rows are long is added as a dense (contexts, V) matrix gathered by context id: one
+# fused multiply-add per vocabulary entry, where scattering a row costs several numpy passes and an
+# index_add_ per seen id. Measured per position (numpy + torch, 2-core AVX2): a scattered entry costs
+# about as much as DENSE_PER_ENTRY dense ones.
+DENSE_PER_ENTRY = 6
+DENSE_MAX_ENTRIES = 16_000_000  # contexts x V of one dense order: 128 MB in float64
+
+
+def dense_orders(tables: list[OrderTable], raw: dict[int, np.ndarray], vocab_size: int) -> tuple[int, ...]:
+    """The context lengths ``m >= 1`` worth a dense matrix: their rows, weighted by how often each
+    context occurs in training (``raw[m + 1]``, the raw counts), average at least
+    ``V / DENSE_PER_ENTRY`` seen ids, and the matrix has at most ``DENSE_MAX_ENTRIES`` entries."""
+    out = []
+    for m, t in enumerate(tables[1:], start=1):
+        contexts = t.total.size
+        if contexts * vocab_size > DENSE_MAX_ENTRIES or t.words.size == 0:
+            continue
+        often = np.bincount(t.keys // vocab_size, weights=raw[m + 1], minlength=contexts)
+        mean_len = float(often @ np.diff(t.indptr)) / max(float(often.sum()), 1.0)
+        if mean_len * DENSE_PER_ENTRY >= vocab_size:
+            out.append(m)
+    return tuple(out)
+
+
+def dense_matrix(t: OrderTable, vocab_size: int) -> torch.Tensor:
+    """``(contexts, V)`` float64: ``kept`` at each seen ``(h, w)``, 0 elsewhere."""
+    out = torch.zeros(t.total.size * vocab_size, dtype=torch.float64)
+    out[torch.from_numpy(t.keys)] = torch.from_numpy(t.kept)
+    return out.view(t.total.size, vocab_size)
+
+
 def row_entries(t: OrderTable, safe: np.ndarray, use: np.ndarray, coef: np.ndarray) -> tuple:
     """``(position, word, value)`` of every seen id of every used row's context in order table ``t``."""
     start = t.indptr[safe]
