@@ -62,27 +62,42 @@ class DenseKneserNey:
     def __init__(self, counts: NGramCounts, order: int, dense: tuple[int, ...] | None = None) -> None:
         if not 1 <= order <= counts.max_order:
             raise ValueError(f"order must be in [1, {counts.max_order}], got {order}")
-        self.counts, self.order, self.vocab_size = counts, order, counts.vocab_size
-        self.tables = [build_table(counts, k, top=k == order) for k in range(1, order + 1)]
+        tables = [build_table(counts, k, top=k == order) for k in range(1, order + 1)]
+        self._setup(counts.context_keys[:order], tables, counts.vocab_size, dense)
+
+    @classmethod
+    def from_tables(
+        cls, context_keys: list[np.ndarray], tables: list[OrderTable], vocab_size: int
+    ) -> DenseKneserNey:
+        """A model of order ``len(tables)`` from its context keys and order tables (stacked folds:
+        :class:`rnnlab.nn.ngram.FoldKneserNey`, whose rows then name their root: ``roots``)."""
+        out = cls.__new__(cls)
+        out._setup(context_keys, tables, vocab_size, None)
+        return out
+
+    def _setup(self, context_keys, tables: list[OrderTable], vocab_size: int, dense) -> None:
+        self.context_keys, self.tables = context_keys, tables
+        self.order, self.vocab_size = len(tables), vocab_size
         if dense is None:
-            dense = dense_orders(self.tables, counts.raw, self.vocab_size)
-        # Order 1 as a dense (1, V) matrix (ids never seen keep 0); longer contexts where rows are long.
-        self._dense = {m: {torch.float64: dense_matrix(self.tables[m], self.vocab_size)} for m in (0, *dense)}
+            dense = dense_orders(tables, vocab_size)
+        # Order 1 as a dense (roots, V) matrix (ids never seen keep 0); longer contexts where rows are long.
+        self._dense = {m: {torch.float64: dense_matrix(tables[m], vocab_size)} for m in (0, *dense)}
 
     @property
     def context_length(self) -> int:
         return self.order - 1
 
-    def context_ids(self, context: np.ndarray) -> list[np.ndarray]:
+    def context_ids(self, context: np.ndarray, roots: np.ndarray | None = None) -> list[np.ndarray]:
         """Per length ``m = 0..n-1``, the training id of each row's last ``m`` ids (-1: not seen).
 
         ``context``: ``(N, n − 1)`` ids, oldest first; -1 marks "before the start of the stream".
+        ``roots``: ``(N,)`` the id of each row's empty context (stacked models; None: 0).
         """
         n, v = context.shape[0], self.vocab_size
-        out = [np.zeros(n, dtype=np.int64)]
+        out = [np.zeros(n, dtype=np.int64) if roots is None else np.asarray(roots, dtype=np.int64)]
         for m in range(1, self.order):
             parent, oldest = out[-1], context[:, self.order - 1 - m]
-            index, found = lookup(self.counts.context_keys[m], parent * v + oldest)
+            index, found = lookup(self.context_keys[m], parent * v + oldest)
             found &= (parent >= 0) & (oldest >= 0)
             out.append(np.where(found, index, -1))
         return out
@@ -92,6 +107,7 @@ class DenseKneserNey:
         context: np.ndarray,
         targets: np.ndarray | None = None,
         dtype: torch.dtype = torch.float32,
+        roots: np.ndarray | None = None,
     ) -> torch.Tensor:
         """``(N, V)`` next-id probabilities after each row of ``context``.
 
@@ -100,11 +116,12 @@ class DenseKneserNey:
             targets: ``(N,)`` the id that follows each context in the *training* stream these counts
                 were made from: score leave-one-out (see the module docstring). None: plain counts.
             dtype: of the result (the arithmetic is done in it too).
+            roots: ``(N,)`` which stacked model scores each row (:meth:`from_tables`); None: the one.
         """
         weight = np.ones(len(context))
         rows, parts = [], []  # dense orders' (m, context ids, coef); the others' (position, word, value)
         # Walk down from the top order: weight = Π_{j>m} s_j, the share order m's terms keep in P_n.
-        for m, (safe, use, inv_total, scale, kept_fix) in self._order_terms(context, targets):
+        for m, (safe, use, inv_total, scale, kept_fix) in self._order_terms(context, targets, roots):
             coef = weight * inv_total  # what each kept count of this order is worth in P_n (0: unused)
             if m in self._dense:
                 rows.append((m, safe, coef))
@@ -124,13 +141,14 @@ class DenseKneserNey:
         context: np.ndarray,
         targets: np.ndarray | None = None,
         dtype: torch.dtype = torch.float32,
+        roots: np.ndarray | None = None,
     ) -> torch.Tensor:
         """``(N, n, V)``: after each row of ``context``, the distribution ``P_k`` the interpolation has
         reached at each order ``k = 1..n`` (``P_k = a_k + s_k P_{k−1}``, ``P_0`` uniform); ``[:, -1]``
         is :meth:`probs_flat`'s. Below the top order these are Kneser-Ney's lower-order distributions
         (continuation counts), the ones the top order backs off to. Arguments as :meth:`probs_flat`.
         """
-        terms = self._order_terms(context, targets)[::-1]  # order 1 first
+        terms = self._order_terms(context, targets, roots)[::-1]  # order 1 first
         n, v = len(context), self.vocab_size
         p = torch.full((n, v), 1.0 / v, dtype=dtype)
         out = torch.empty(n, self.order, v, dtype=dtype)
@@ -148,20 +166,20 @@ class DenseKneserNey:
         return out
 
     def _add_rows(self, p: torch.Tensor, m: int, safe: np.ndarray, coef: np.ndarray) -> None:
-        """``p[i] += coef[i] * kept`` of row ``safe[i]`` of dense order ``m`` (order 1: its one row)."""
+        """``p[i] += coef[i] * kept`` of row ``safe[i]`` of dense order ``m`` (a matrix of one row: it)."""
         by_dtype = self._dense[m]
         if p.dtype not in by_dtype:
             by_dtype[p.dtype] = by_dtype[torch.float64].to(p.dtype)
         matrix, c = by_dtype[p.dtype], torch.from_numpy(coef).to(p.dtype)[:, None]
-        p.addcmul_(matrix if m == 0 else matrix[torch.from_numpy(safe)], c)
+        p.addcmul_(matrix if matrix.shape[0] == 1 else matrix[torch.from_numpy(safe)], c)
 
-    def _order_terms(self, context: np.ndarray, targets: np.ndarray | None) -> list[tuple]:
+    def _order_terms(self, context: np.ndarray, targets: np.ndarray | None, roots=None) -> list[tuple]:
         """Per order, top first: ``(m, (safe context ids, used, 1/total, s = γ/total, the target's
         kept-count change or None))`` for each row of ``context`` (the arguments of :meth:`probs_flat`)."""
         context = np.asarray(context, dtype=np.int64)
         if context.ndim != 2 or context.shape[1] != self.context_length:
             raise ValueError(f"context must be (N, {self.context_length}), got {context.shape}")
-        cids = self.context_ids(context)
+        cids = self.context_ids(context, roots)
         terms = []
         upper_raw = None  # raw count of the (m+2)-gram ending at each position (leave-one-out)
         for m in range(self.order - 1, -1, -1):
@@ -211,7 +229,7 @@ class DenseKneserNey:
         h = 0
         for m, t in enumerate(self.tables):
             if m > 0:
-                keys = self.counts.context_keys[m]
+                keys = self.context_keys[m]
                 key = h * v + ctx[-m] if m <= len(ctx) else -1
                 i = int(np.searchsorted(keys, key))
                 if key < 0 or i == keys.size or keys[i] != key:

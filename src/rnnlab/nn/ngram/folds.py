@@ -31,6 +31,7 @@ import torch
 
 from rnnlab.nn.ngram.counts import NGramCounts, int_ids
 from rnnlab.nn.ngram.dense import DenseKneserNey
+from rnnlab.nn.ngram.table import stack_tables
 
 
 class FoldKneserNey:
@@ -56,14 +57,14 @@ class FoldKneserNey:
 
         def count(k: int) -> DenseKneserNey:
             rest = np.concatenate([ids[: self.bounds[k]], ids[self.bounds[k + 1] :]]).astype(np.int64)
-            return DenseKneserNey(NGramCounts(rest, vocab_size, order), order)
+            return DenseKneserNey(NGramCounts(rest, vocab_size, order), order, dense=())
 
         with ThreadPoolExecutor(max(1, workers)) as pool:
-            self.models = list(pool.map(count, range(folds)))
+            self.model = _stacked(list(pool.map(count, range(folds))))
 
     @property
     def folds(self) -> int:
-        return len(self.models)
+        return self.bounds.size - 1
 
     def fold_of(self, positions: np.ndarray) -> np.ndarray:
         """The fold of each position of the training stream."""
@@ -90,15 +91,27 @@ class FoldKneserNey:
         pos = (int_ids(starts)[:, None] + np.arange(t)).reshape(-1)  # where each X id sits
         index = pos[:, None] + np.arange(2 - self.order, 1)  # (B*T, n-1), oldest first
         context = np.where(index >= 0, self.ids[np.maximum(index, 0)], -1).astype(np.int64)
-        fold = self.fold_of(pos + 1)
-        shape = (self.order, self.vocab_size) if by_order else (self.vocab_size,)
-        out = torch.empty(b * t, *shape, dtype=dtype)
-        for k, model in enumerate(self.models):
-            rows = np.flatnonzero(fold == k)
-            if rows.size:
-                score = model.probs_by_order if by_order else model.probs_flat
-                out[torch.from_numpy(rows)] = score(context[rows], None, dtype).log_()
-        return out.view(b, t, *shape)
+        score = self.model.probs_by_order if by_order else self.model.probs_flat
+        out = score(context, None, dtype, roots=self.fold_of(pos + 1)).log_()  # fold k's root is k
+        return out.view(b, t, *out.shape[1:])
 
     def __deepcopy__(self, _memo) -> FoldKneserNey:
         return self  # read-only tables: a copied model shares them
+
+
+def _stacked(models: list[DenseKneserNey]) -> DenseKneserNey:
+    """One model holding every fold's: fold ``k``'s contexts numbered after those of folds ``< k`` (its
+    empty context is ``k``), so a batch is scored in one call whatever its rows' folds."""
+    v, order = models[0].vocab_size, models[0].order
+    sizes = np.array([[m.context_keys[i].size for i in range(order)] for m in models])  # (K, n)
+    offsets = np.cumsum(sizes, axis=0) - sizes  # contexts of each length in the folds before
+    # A context key is (its suffix's id) * V + its oldest id: the suffix ids move by the shorter
+    # contexts' offsets.
+    context_keys = [np.arange(len(models), dtype=np.int64)] + [
+        np.concatenate([m.context_keys[i] + offsets[k, i - 1] * v for k, m in enumerate(models)])
+        for i in range(1, order)
+    ]
+    tables = [
+        stack_tables([m.tables[i] for m in models], list(offsets[:, i]), v) for i in range(order)
+    ]
+    return DenseKneserNey.from_tables(context_keys, tables, v)

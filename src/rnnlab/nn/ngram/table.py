@@ -63,16 +63,16 @@ DENSE_PER_ENTRY = 6
 DENSE_MAX_ENTRIES = 16_000_000  # contexts x V of one dense order: 128 MB in float64
 
 
-def dense_orders(tables: list[OrderTable], raw: dict[int, np.ndarray], vocab_size: int) -> tuple[int, ...]:
+def dense_orders(tables: list[OrderTable], vocab_size: int) -> tuple[int, ...]:
     """The context lengths ``m >= 1`` worth a dense matrix: their rows, weighted by how often each
-    context occurs in training (``raw[m + 1]``, the raw counts), average at least
-    ``V / DENSE_PER_ENTRY`` seen ids, and the matrix has at most ``DENSE_MAX_ENTRIES`` entries."""
+    context occurs in training (the raw counts), average at least ``V / DENSE_PER_ENTRY`` seen ids, and
+    the matrix has at most ``DENSE_MAX_ENTRIES`` entries."""
     out = []
     for m, t in enumerate(tables[1:], start=1):
         contexts = t.total.size
         if contexts * vocab_size > DENSE_MAX_ENTRIES or t.words.size == 0:
             continue
-        often = np.bincount(t.keys // vocab_size, weights=raw[m + 1], minlength=contexts)
+        often = np.bincount(t.keys // vocab_size, weights=t.raw, minlength=contexts)
         mean_len = float(often @ np.diff(t.indptr)) / max(float(often.sum()), 1.0)
         if mean_len * DENSE_PER_ENTRY >= vocab_size:
             out.append(m)
@@ -112,3 +112,19 @@ def scatter(p: torch.Tensor, parts: list, dtype: torch.dtype) -> torch.Tensor:
             0, torch.from_numpy(pos * p.shape[1] + words), torch.from_numpy(values).to(dtype)
         )
     return p
+
+
+def stack_tables(tables: list[OrderTable], offsets: list[int], vocab_size: int) -> OrderTable:
+    """One table whose rows are those of ``tables`` in turn, table ``j``'s context ``h`` now
+    ``offsets[j] + h`` (its keys renumbered so); ``discount`` becomes ``(len(tables), 4)``."""
+    entries = np.cumsum([0] + [t.keys.size for t in tables])
+    indptr = [t.indptr[:-1] + e for t, e in zip(tables, entries)] + [entries[-1:]]
+    return OrderTable(
+        keys=np.concatenate([t.keys + o * vocab_size for t, o in zip(tables, offsets)]),
+        indptr=np.concatenate(indptr).astype(np.int64),
+        **{
+            name: np.concatenate([getattr(t, name) for t in tables])
+            for name in ("words", "counts", "raw", "kept", "total", "gamma")
+        },
+        discount=np.stack([t.discount for t in tables]),
+    )
