@@ -111,7 +111,5 @@ def _stacked(models: list[DenseKneserNey]) -> DenseKneserNey:
         np.concatenate([m.context_keys[i] + offsets[k, i - 1] * v for k, m in enumerate(models)])
         for i in range(1, order)
     ]
-    tables = [
-        stack_tables([m.tables[i] for m in models], list(offsets[:, i]), v) for i in range(order)
-    ]
+    tables = [stack_tables([m.tables[i] for m in models], list(offsets[:, i]), v) for i in range(order)]
     return DenseKneserNey.from_tables(context_keys, tables, v)
