@@ -42,6 +42,20 @@ def test_an_untrained_residual_model_scores_exactly_its_ngram(corpus, order, gat
     assert parts["network"] == pytest.approx(uniform, abs=1e-5)  # zero logits: the network knows nothing
 
 
+def test_held_out_rows_start_warm_so_every_token_keeps_its_context_in_the_stream(corpus):
+    # Long enough for several rows: each row but the first reads the ids before it first, so the n-gram
+    # part scores every token as the stream does, and the network's part does not depend on the cut.
+    model, fit = _model(corpus, 4)
+    ids = np.resize(np.concatenate([corpus.val, corpus.train]), 6000)
+    parts = evaluate_parts(model, ids)
+    n = parts["count"]
+    assert n // 1024 >= 4  # several rows
+    stream = -KneserNeyLM(fit.counts, 4).log_prob(ids)[1 : n + 1]
+    assert parts["ngram"] == pytest.approx(float(stream.mean()), abs=1e-6)
+    whole = evaluate_parts(model, ids, num_steps=n)  # one window per row: the same scores
+    assert whole["loss"] == pytest.approx(parts["loss"], abs=1e-6)
+
+
 def test_the_weight_on_the_ngram_is_read_from_the_state_and_scales_its_log_probabilities(corpus):
     model, _ = _model(corpus)
     with torch.no_grad():
