@@ -153,6 +153,9 @@ def test_a_residual_run_trains_generates_evaluates_reports_and_refuses_export(tm
     assert (run / "ngram.safetensors").is_file()
     assert summary["best_val_loss"] < summary["ngram_val_loss"] + 0.5  # it starts from the n-gram
     assert {"network_val_loss", "ngram_test_loss"} <= set(summary)
+    parts = metric_records(run, "parts")[0]  # the best model's, in parts
+    assert parts["val"]["loss"] == pytest.approx(summary["best_val_loss"], abs=1e-9)
+    assert parts["step"] == summary["best_step"] and set(parts) >= {"val", "test"}
     first = metric_records(run, "val")[0]  # scored before the first step: the n-gram's loss
     assert first["step"] == 0 and summary["best_val_loss"] <= first["loss"]
     baseline = metric_records(run, "baseline")[0]

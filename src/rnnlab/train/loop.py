@@ -16,21 +16,14 @@ from rnnlab.model import LanguageModel
 from rnnlab.nn.ngram import NGramFit
 from rnnlab.nn.state import detach_state, state_from_tensors, state_tensors
 from rnnlab.rundir import RunDir, save_model
+from rnnlab.train import scoring
 from rnnlab.train.checkpoint import load_checkpoint, save_checkpoint, save_unless_broken
 from rnnlab.train.distributed import OneProcess, QuietReporter
-from rnnlab.train.evaluate import evaluate_loss, held_out
+from rnnlab.train.evaluate import evaluate_parts, held_out
 from rnnlab.train.loop_state import INTERRUPTED, LoopState
 from rnnlab.train.order import BatchOrder
 from rnnlab.train.reporting import Reporter, run_summary, validation_line, write_validation
 from rnnlab.train.schedule import budget_spent
-from rnnlab.train.scoring import (
-    check_trainable,
-    corpus_info,
-    fit_run_ngram,
-    score_adaptive,
-    score_baseline,
-    score_best,
-)
 from rnnlab.train.step import Stepper
 from rnnlab.train.tensorboard import open_tensorboard
 
@@ -70,7 +63,7 @@ class Trainer:
         ngram: NGramFit | None = None,
         validate_first: bool = False,
     ):
-        check_trainable(cfg, corpus)
+        scoring.check_trainable(cfg, corpus)
         self.cfg, self.corpus, self.model, self.run, self.device = cfg, corpus, model, run, device
         self.dist = dist or OneProcess()
         self.stepper = Stepper(model, cfg, device, self.dist)
@@ -84,6 +77,7 @@ class Trainer:
         self.adaptive: dict | None = None  # adaptive evaluation's val/test loss, when run
         self.ngram, self.parts = ngram, None  # the baseline's fit; the best model's scores in parts
         self.validate_first = validate_first
+        self._val_parts: dict | None = None  # the best model's on val, once this process validated it
 
     # --- checkpoints ---------------------------------------------------------------------------
 
@@ -142,10 +136,10 @@ class Trainer:
         self._open_report()
         r, main = self.cfg.run, self.dist.is_main  # under torchrun only rank 0 writes
         if self.metrics_size is None:  # a new run, not a resumed one
-            self.report.write("start", **corpus_info(self.corpus, self.model, self.order.per_epoch()))
+            self.report.write("start", **scoring.corpus_info(self.corpus, self.model, self.order.per_epoch()))
             if r.baseline and main:
-                fit = self.ngram or fit_run_ngram(self.cfg, self.corpus)
-                self.state.baseline_val_loss = score_baseline(fit, self.report)
+                fit = self.ngram or scoring.fit_run_ngram(self.cfg, self.corpus)
+                self.state.baseline_val_loss = scoring.score_baseline(fit, self.report)
             if self.validate_first:
                 self._validate()  # ... which also checkpoints
             else:
@@ -161,10 +155,12 @@ class Trainer:
             else:
                 self._save_checkpoint()
             if main:  # the other processes hold the same model: their scores would be rank 0's
-                scores = score_best(self.model, self.corpus, self.run.model_path, self.report, r.eval_tokens)
+                scores = scoring.score_best(
+                    self.model, self.corpus, self.run.model_path, self.report, r.eval_tokens, self._val_parts
+                )
                 self.state.test_loss, self.parts = scores["test"], scores["parts"]
             if r.adaptive_eval and main:
-                self.adaptive = score_adaptive(self.model, self.corpus, self.report)
+                self.adaptive = scoring.score_adaptive(self.model, self.corpus, self.report)
         else:
             self._save_checkpoint()
         self.report.write("end", step=self.state.step, reason=self.state.stop_reason)
@@ -267,7 +263,8 @@ class Trainer:
         s = self.state
         # Rank 0's score for all: best model, LR on plateau and early stopping decide alike everywhere.
         val = held_out(self.corpus.val, self.cfg.run.eval_tokens, len(self.corpus.vocab))
-        val_loss = self.dist.from_main(lambda: evaluate_loss(self.model, val)[0])
+        parts = self.dist.from_main(lambda: evaluate_parts(self.model, val))
+        val_loss = parts["loss"]
         train_loss = s.run_loss_sum / s.run_count if s.run_count else math.nan
         lr = self.stepper.lr
         write_validation(
@@ -276,6 +273,7 @@ class Trainer:
         improved = val_loss < s.best_val_loss
         if improved:
             s.best_val_loss, s.best_step, s.bad_evals = val_loss, s.step, 0
+            self._val_parts = parts  # the best model's: the scoring at the end reuses them
             self._save(save_model, self.run.model_path, self.model, {"step": s.step, "val_loss": val_loss})
         elif self.stepper.schedule.counts_stalls(self._progress()):
             s.bad_evals += 1

@@ -112,11 +112,17 @@ def score_baseline(fit: NGramFit, report: Reporter) -> float:
 
 
 def score_best(
-    model: torch.nn.Module, corpus: Corpus, model_path: Path, report: Reporter, eval_tokens: int
+    model: torch.nn.Module,
+    corpus: Corpus,
+    model_path: Path,
+    report: Reporter,
+    eval_tokens: int,
+    val_parts: dict | None = None,
 ) -> dict:
     """Load the best weights into ``model`` and score the test split once ("test" record). A residual
     model is also scored in parts on val and test ("parts": the network's logits alone, the n-gram alone,
-    both), so nobody mistakes counting for learning. Returns ``{"test": loss or None, "parts": ...}``."""
+    both), so nobody mistakes counting for learning; ``val_parts``: the best model's on val, when the
+    validation that kept it has them. Returns ``{"test": loss or None, "parts": ...}``."""
     if not model_path.exists():
         return {"test": None, "parts": None}
     info = load_model_weights(model_path, model)
@@ -124,9 +130,11 @@ def score_best(
         name: held_out(getattr(corpus, name), eval_tokens, len(corpus.vocab)) for name in ("val", "test")
     }
     residual = getattr(model, "ngram", None) is not None
-    if not residual:
-        del splits["val"]  # the last validation scored it already; only a residual needs its parts
+    if not residual or val_parts is not None:
+        del splits["val"]  # the validations scored it already
     scored = {name: evaluate_parts(model, ids) for name, ids in splits.items() if len(ids) >= 2}
+    if residual and val_parts is not None:
+        scored = {"val": val_parts, **scored}
     scores = {"test": None, "parts": None}
     if "test" in scored:
         test = scored["test"]
