@@ -14,7 +14,7 @@ from rnnlab.generate import sample_ids
 from rnnlab.model import LanguageModel
 from rnnlab.nn import KneserNeyLM, fit_ngram
 from rnnlab.rundir import RunDir
-from rnnlab.train.evaluate import evaluate_parts, ngram_parts
+from rnnlab.train.evaluate import evaluate_parts
 from rnnlab.train.loop import INTERRUPTED, Trainer
 
 
@@ -40,15 +40,6 @@ def test_an_untrained_residual_model_scores_exactly_its_ngram(corpus, order, gat
     assert parts["ngram"] == pytest.approx(float(-lm.log_prob(corpus.val)[1:].mean()), abs=1e-5)
     uniform = np.log(len(corpus.vocab))
     assert parts["network"] == pytest.approx(uniform, abs=1e-5)  # zero logits: the network knows nothing
-
-
-def test_the_untrained_model_scored_from_its_counts_gives_what_the_dense_evaluation_gives(corpus):
-    model, fit = _model(corpus, 4, ngram_gate="orders")
-    ids = np.resize(np.concatenate([corpus.val, corpus.train]), 6000)  # several rows
-    dense, counted = evaluate_parts(model, ids), ngram_parts(fit, ids)
-    assert counted["count"] == dense["count"]
-    for key in ("loss", "network", "ngram"):
-        assert counted[key] == pytest.approx(dense[key], abs=1e-5)
 
 
 def test_held_out_rows_start_warm_so_every_token_keeps_its_context_in_the_stream(corpus):

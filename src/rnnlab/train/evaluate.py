@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
 from rnnlab.losses import cross_entropy
-from rnnlab.nn.ngram import KneserNeyLM, NGramFit
 from rnnlab.nn.state import state_from_tensors, state_tensors
 
 # Rows evaluated in parallel get at least this many characters each.
@@ -54,7 +51,8 @@ def evaluate_parts(model: torch.nn.Module, ids: np.ndarray, num_steps: int = 256
     n = len(ids) - 1
     if n < 1:
         return {"loss": float("nan"), "count": 0}
-    rows, row_len = _layout(n)
+    rows = int(np.clip(n // MIN_ROW_CHARS, 1, MAX_ROWS))
+    row_len = n // rows
     device = next(model.parameters()).device
     stream = torch.from_numpy(np.asarray(ids[: rows * row_len + 1]).astype(np.int64))
     X = stream[:-1].view(rows, row_len).to(device)  # (rows, row_len)
@@ -76,26 +74,6 @@ def evaluate_parts(model: torch.nn.Module, ids: np.ndarray, num_steps: int = 256
         model.train(was_training)
     count = rows * row_len
     return {**{k: v / count for k, v in sums.items()}, "count": count}
-
-
-def _layout(n: int) -> tuple[int, int]:
-    """``(rows, row length)`` that :func:`evaluate_parts` lays ``n`` scored tokens into."""
-    rows = int(np.clip(n // MIN_ROW_CHARS, 1, MAX_ROWS))
-    return rows, n // rows
-
-
-def ngram_parts(fit: NGramFit, ids: np.ndarray) -> dict:
-    """:func:`evaluate_parts` of a residual model that is still exactly ``fit``'s n-gram (its decoder and
-    gate at their zero start), from the counts, one scored token at a time: the same tokens, each with
-    its context in the stream (as the rows' warm start gives it), the network's part the uniform loss.
-    A fraction of the dense evaluation's cost: the untrained model's score before the first step."""
-    n = len(ids) - 1
-    if n < 1:
-        return {"loss": float("nan"), "count": 0}
-    rows, row_len = _layout(n)
-    count = rows * row_len
-    loss = float(-KneserNeyLM(fit.counts, fit.order).log_prob(ids[: count + 1])[1:].mean())
-    return {"loss": loss, "network": math.log(fit.counts.vocab_size), "ngram": loss, "count": count}
 
 
 def _warm_state(model: torch.nn.Module, stream: torch.Tensor, rows: int, row_len: int, device):

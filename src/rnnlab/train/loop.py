@@ -19,7 +19,7 @@ from rnnlab.rundir import RunDir, save_model
 from rnnlab.train import scoring
 from rnnlab.train.checkpoint import load_checkpoint, save_checkpoint, save_unless_broken
 from rnnlab.train.distributed import OneProcess, QuietReporter
-from rnnlab.train.evaluate import evaluate_parts, held_out, ngram_parts
+from rnnlab.train.evaluate import evaluate_parts, held_out
 from rnnlab.train.loop_state import INTERRUPTED, LoopState
 from rnnlab.train.order import BatchOrder
 from rnnlab.train.reporting import Reporter, run_summary, validation_line, write_validation
@@ -263,11 +263,7 @@ class Trainer:
         s = self.state
         # Rank 0's score for all: best model, LR on plateau and early stopping decide alike everywhere.
         val = held_out(self.corpus.val, self.cfg.run.eval_tokens, len(self.corpus.vocab))
-        # Before the first step a residual model is its n-gram: scored from the counts, far cheaper.
-        as_counted = s.step == 0 and self.validate_first and self.ngram is not None
-        parts = self.dist.from_main(
-            lambda: ngram_parts(self.ngram, val) if as_counted else evaluate_parts(self.model, val)
-        )
+        parts = self.dist.from_main(lambda: evaluate_parts(self.model, val))
         val_loss = parts["loss"]
         train_loss = s.run_loss_sum / s.run_count if s.run_count else math.nan
         lr = self.stepper.lr
