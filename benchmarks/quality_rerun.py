@@ -25,7 +25,7 @@ from rnnlab.bench.report import write_report
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stem", type=Path, help="the report's path without .json / .md")
-    parser.add_argument("rows", nargs="+", metavar="BUDGET:CORPUS:VARIANT")
+    parser.add_argument("rows", nargs="*", metavar="BUDGET:CORPUS:VARIANT", help="none: write the page again")
     args = parser.parse_args()
     result = json.loads(args.stem.with_suffix(".json").read_text(encoding="utf-8"))
     part = result["parts"]["quality"]
@@ -62,7 +62,12 @@ def main() -> None:
             for r in part["runs"]
             if r.get("budget") == budget and r["corpus"] != "generated"
         ]
-    note = f"rows marked † were run again at commit {commit} (after the bench), the same way"
+    commits: dict[str, int] = {}
+    for r in part["runs"]:
+        if "remeasured_at" in r:
+            commits[r["remeasured_at"]] = commits.get(r["remeasured_at"], 0) + 1
+    at = ", ".join(f"{c} ({n} row{'s' if n > 1 else ''})" for c, n in commits.items())
+    note = f"rows marked † were run again after the bench, the same way, at the commit in their JSON ({at})"
     part["method"] = part["method"].split("; rows marked †")[0] + "; " + note
     write_report(result, args.stem)
 

@@ -35,7 +35,9 @@ from rnnlab.nn.ngram.table import stack_tables
 
 
 class FoldKneserNey:
-    """``K`` Kneser-Ney models of order ``order``, model ``k`` counted on ``train_ids`` without fold ``k``.
+    """``K`` Kneser-Ney models of order ``order``, model ``k`` counted on ``train_ids`` without fold ``k``,
+    held as one stacked model (:attr:`model`: fold ``k``'s empty context is context ``k``), so that a
+    batch whose rows lie in different folds is scored in one call.
 
     Args:
         train_ids: the training stream (the one the batches' positions index).
