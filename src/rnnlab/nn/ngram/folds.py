@@ -31,7 +31,7 @@ import torch
 
 from rnnlab.nn.ngram.counts import NGramCounts, int_ids
 from rnnlab.nn.ngram.dense import DenseKneserNey
-from rnnlab.nn.ngram.table import stack_tables
+from rnnlab.nn.ngram.table import OrderTable, build_table, stack_tables
 
 
 class FoldKneserNey:
@@ -57,12 +57,13 @@ class FoldKneserNey:
         self.ids = ids  # the stream the positions index: contexts reach back before a window's start
         self.bounds = np.linspace(0, ids.size, folds + 1).round().astype(np.int64)
 
-        def count(k: int) -> DenseKneserNey:
+        def count(k: int) -> tuple[list[np.ndarray], list[OrderTable]]:
             rest = np.concatenate([ids[: self.bounds[k]], ids[self.bounds[k + 1] :]]).astype(np.int64)
-            return DenseKneserNey(NGramCounts(rest, vocab_size, order), order, dense=())
+            c = NGramCounts(rest, vocab_size, order)
+            return c.context_keys, [build_table(c, i, top=i == order) for i in range(1, order + 1)]
 
         with ThreadPoolExecutor(max(1, workers)) as pool:
-            self.model = _stacked(list(pool.map(count, range(folds))))
+            self.model = _stacked(list(pool.map(count, range(folds))), vocab_size)
 
     @property
     def folds(self) -> int:
@@ -101,17 +102,18 @@ class FoldKneserNey:
         return self  # read-only tables: a copied model shares them
 
 
-def _stacked(models: list[DenseKneserNey]) -> DenseKneserNey:
-    """One model holding every fold's: fold ``k``'s contexts numbered after those of folds ``< k`` (its
-    empty context is ``k``), so a batch is scored in one call whatever its rows' folds."""
-    v, order = models[0].vocab_size, models[0].order
-    sizes = np.array([[m.context_keys[i].size for i in range(order)] for m in models])  # (K, n)
+def _stacked(folds: list[tuple[list[np.ndarray], list[OrderTable]]], v: int) -> DenseKneserNey:
+    """One model holding every fold's ``(context keys, order tables)``: fold ``k``'s contexts numbered
+    after those of folds ``< k`` (its empty context is ``k``), so a batch is scored in one call whatever
+    its rows' folds."""
+    order = len(folds[0][1])
+    sizes = np.array([[keys[i].size for i in range(order)] for keys, _ in folds])  # (K, n)
     offsets = np.cumsum(sizes, axis=0) - sizes  # contexts of each length in the folds before
     # A context key is (its suffix's id) * V + its oldest id: the suffix ids move by the shorter
     # contexts' offsets.
-    context_keys = [np.arange(len(models), dtype=np.int64)] + [
-        np.concatenate([m.context_keys[i] + offsets[k, i - 1] * v for k, m in enumerate(models)])
+    context_keys = [np.arange(len(folds), dtype=np.int64)] + [
+        np.concatenate([keys[i] + offsets[k, i - 1] * v for k, (keys, _) in enumerate(folds)])
         for i in range(1, order)
     ]
-    tables = [stack_tables([m.tables[i] for m in models], list(offsets[:, i]), v) for i in range(order)]
+    tables = [stack_tables([t[i] for _, t in folds], list(offsets[:, i]), v) for i in range(order)]
     return DenseKneserNey.from_tables(context_keys, tables, v)
