@@ -269,3 +269,26 @@ def test_diagnose_calls_a_learning_model_healthy_and_a_stuck_one_vanishing():
     assert falling.fit.verdict == "still improving" and falling.gradients.kind == "healthy"
     stuck = diagnose(grads + curves([3.0, 3.0, 3.0, 3.0, 3.0]) + [{"event": "baseline", "val_loss": 2.0}])
     assert stuck.fit.verdict == "under-fitting" and stuck.gradients.kind == "vanishing"
+
+
+def test_a_short_reach_is_no_problem_for_a_model_well_ahead_of_counting():
+    from rnnlab.diagnose.run import diagnose
+
+    steep = [10.0 ** (3 * (t - 9)) for t in range(10)]  # dies within 2 steps
+    grads = [r for r in synthetic(steep, [1.0] * 6) if r["event"] == "grad"]
+
+    def run(best_val, baseline):
+        val = [3.0, 2.0, 1.5, 1.2, best_val]
+        curves = [{"event": "val", "step": 10 * i, "loss": v} for i, v in enumerate(val, 1)]
+        curves += [{"event": "train", "step": 10 * i, "loss": v - 0.01} for i, v in enumerate(val, 1)]
+        return diagnose(grads + curves + [{"event": "baseline", "val_loss": baseline}], cell="lstm")
+
+    ahead = run(0.003, 0.46)  # the generated corpus: predictable from the last two characters
+    assert ahead.gradients.kind == "healthy" and not ahead.gradients.remedies
+    note = ahead.gradients.notes[0]
+    assert "no harm seen" in note and "0.003" in note and "0.46" in note
+    level = run(1.19, 1.227)  # barely ahead: a gradient that dies in 2 steps may be what holds it back
+    assert level.gradients.kind == "vanishing"
+    assert gradient_verdict(grads, learning=True, ahead=(1.19, 1.227)).kind == "vanishing"
+    assert gradient_verdict(grads, learning=True, ahead=(0.003, 0.46)).kind == "healthy"
+    assert gradient_verdict(grads, learning=False, ahead=(0.003, 0.46)).kind == "vanishing"

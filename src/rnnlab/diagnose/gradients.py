@@ -20,6 +20,7 @@ CLIP_MOST = 0.5  # clipping on more than this fraction of steps: the clip is doi
 RECENT = 3  # vanishing is judged on the last few records: a gated cell that just learnt to remember
 # (the adding problem's plateau, then its breakthrough) has vanishing records behind it, not ahead
 MIN_REACH = 3  # a gradient that dies within fewer steps starves even a learning model of context
+AHEAD = 0.95  # ...unless its val is at most this fraction of the n-gram's: it has the context the text needs
 
 GATED = ("lstm", "gru", "mingru", "minlstm")
 GATED_CELL = Remedy(
@@ -118,7 +119,10 @@ def _layer_ratios(record: dict) -> dict[str, float]:
 
 
 def gradient_verdict(
-    records: Sequence[dict], cell: str | None = None, learning: bool | None = None
+    records: Sequence[dict],
+    cell: str | None = None,
+    learning: bool | None = None,
+    ahead: tuple[float, float] | None = None,
 ) -> GradientVerdict:
     """Judge a run's gradients from its "grad" records (other events are ignored).
 
@@ -126,7 +130,10 @@ def gradient_verdict(
     ``learning`` (whether the loss curves show the model learning; None: unknown) decides whether a
     gradient that fades over the window is a problem: a language model that learns needs little
     memory (the next character depends mostly on the last few), so there it is a note, unless the
-    gradient dies within :data:`MIN_REACH` steps. A problem is named only where one hurts.
+    gradient dies within :data:`MIN_REACH` steps. ``ahead`` (the model's best val loss and the n-gram
+    baseline's, when known) lifts that exception too: a model at most :data:`AHEAD` times the n-gram's
+    loss predicts better than counting the last characters does, so the text needs no more memory
+    than it gets. A problem is named only where one hurts.
 
     Vanishing: the median, over the last :data:`RECENT` records, of ``dldh[0] / dldh[-1]`` is below
     :data:`VANISH_RATIO`, or the first recurrent layer's gradient norm is below :data:`LAYER_RATIO` times
@@ -147,11 +154,16 @@ def gradient_verdict(
     window_only = vanishing and not any(
         key.startswith("layer_ratio/") and v < LAYER_RATIO for key, v in numbers.items()
     )
-    if learning and window_only and numbers.get("reach", 0) >= MIN_REACH:
-        notes.append(
-            f"{vanishing[0]}; no harm seen: the model is learning, and text needs little memory (the next "
-            "character depends mostly on the last few), so this is the usual shape of an LSTM's gradient"
+    well_ahead = ahead is not None and ahead[0] <= AHEAD * ahead[1]
+    if learning and window_only and (numbers.get("reach", 0) >= MIN_REACH or well_ahead):
+        why = (
+            f"val {ahead[0]:.3g} is {ahead[0] / ahead[1]:.2f}x the n-gram baseline's {ahead[1]:.3g}, so "
+            "the model has the context this text needs"
+            if well_ahead and numbers.get("reach", 0) < MIN_REACH
+            else "the model is learning, and text needs little memory (the next character depends mostly "
+            "on the last few), so this is the usual shape of an LSTM's gradient"
         )
+        notes.append(f"{vanishing[0]}; no harm seen: {why}")
         vanishing = []
     kind = "exploding" if exploding else "vanishing" if vanishing else "healthy"
     evidence = exploding + vanishing or [

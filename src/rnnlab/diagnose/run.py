@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +66,13 @@ def diagnose(records: list[dict], plot_dir: str | Path | None = None, cell: str 
     # A model whose validation loss still falls, or that fits beyond under-fitting, is learning: a
     # gradient that fades over the window does not hurt it (see gradient_verdict).
     learning = fit.verdict != UNDER_FITTING or fit.evidence.val_trend <= -IMPROVING
-    grads = gradient_verdict(records, cell=cell, learning=learning) if grad_records(records) else None
+    best = fit.evidence.best_val_loss
+    ahead = (best, baseline) if baseline and math.isfinite(best) else None
+    grads = (
+        gradient_verdict(records, cell=cell, learning=learning, ahead=ahead)
+        if grad_records(records)
+        else None
+    )
     plots: list[str] = []
     if plot_dir is not None:
         from rnnlab.diagnose.plots import plot_learning_curves
