@@ -206,9 +206,13 @@ def test_counting_gives_np_uniques_arrays(n, v, order):
         assert getattr(counts, name).keys() == want[name].keys()
         for k in want[name]:
             np.testing.assert_array_equal(getattr(counts, name)[k], want[name][k])
-    again = NGramCounts.from_arrays(counts.arrays())  # what a run directory stores
-    for k in counts.keys:
-        np.testing.assert_array_equal(again.keys[k], counts.keys[k])
+    stored = counts.arrays()  # what a run directory stores: counts as int32, keys as int64
+    assert stored["raw.1"].dtype == np.int32 and stored["keys.1"].dtype == np.int64
+    again = NGramCounts.from_arrays(stored)
+    for name in ("keys", "raw", "continuation"):
+        for k in getattr(counts, name):
+            np.testing.assert_array_equal(getattr(again, name)[k], getattr(counts, name)[k])
+            assert getattr(again, name)[k].dtype == np.int64
     assert (again.vocab_size, again.max_order, again.num_counted) == (v, order, n)
 
 

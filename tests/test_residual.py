@@ -62,8 +62,27 @@ def test_the_weight_on_the_ngram_is_read_from_the_state_and_scales_its_log_proba
         model.prior_gate.bias.fill_(0.5)  # trust the counts 1.5 times as much everywhere
     x = torch.from_numpy(corpus.train[:64].astype(np.int64)).view(2, 32)
     out = model(x)
-    torch.testing.assert_close(out.prior_term, 1.5 * out.prior)
     torch.testing.assert_close(out.logits, 1.5 * out.prior)  # the decoder is still zero
+    torch.testing.assert_close(out.network, torch.zeros_like(out.logits))
+    with torch.no_grad():
+        model.decoder.bias.normal_()
+    out = model(x)
+    torch.testing.assert_close(out.logits, out.network + 1.5 * out.prior)
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_reading_ids_without_scoring_them_leaves_the_state_that_scoring_leaves(corpus, residual):
+    model, _ = _model(corpus)
+    if not residual:
+        model = LanguageModel(len(corpus.vocab), hidden_size=16, embedding_dim=8)
+    model.eval()
+    x = torch.from_numpy(corpus.train[:96].astype(np.int64)).view(2, 48)
+    start = model(x[:, :10]).state
+    for state in (None, start):
+        read, scored = model.read(x[:, 10:], state), model(x[:, 10:], state).state
+        assert len(read) == len(scored)
+        for a, b in zip(read, scored):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_the_ngram_distributions_sum_to_one_and_the_state_carries_its_context(corpus):
@@ -117,8 +136,8 @@ def test_a_weight_per_order_mixes_every_orders_log_probabilities(corpus):
     out = model(x)
     each = fit.dense().log_probs(x, by_order=True)  # (2, 32, 4, V)
     want = 0.2 * each[:, :, 0] - 0.3 * each[:, :, 2] + 1.5 * each[:, :, 3]
-    torch.testing.assert_close(out.prior_term, want)
     torch.testing.assert_close(out.prior, each[:, :, 3])  # the n-gram alone is its top order
+    torch.testing.assert_close(out.logits, out.network + want)
     torch.testing.assert_close(out.logits, want)  # the decoder is still zero
 
 

@@ -41,15 +41,15 @@ class LMOutput:
         state: the recurrent state after the last step (carry it to continue the text).
         outputs: ``(B, T, H)`` the top recurrent layer's outputs before dropout (for AR/TAR and the cache).
         prior: ``(B, T, V)`` the n-gram's log-probabilities (a residual model), else None.
-        prior_term: ``(B, T, V)`` what the n-gram adds to the logits at each position (the weighted
-            sum of its orders' log-probabilities), so ``logits - prior_term`` are the network's alone.
+        network: ``(B, T, V)`` the network's logits alone, before the n-gram's weighted log-probabilities
+            are added (a residual model), else None.
     """
 
     logits: torch.Tensor
     state: State
     outputs: torch.Tensor
     prior: torch.Tensor | None = None
-    prior_term: torch.Tensor | None = None
+    network: torch.Tensor | None = None
 
 
 class LanguageModel(nn.Module):
@@ -279,16 +279,31 @@ class LanguageModel(nn.Module):
         if history is None:
             history = self._split(self.init_state(ids.shape[0]))[1].to(ids.device)
         prior = self._prior(ids, history[0], targets, starts).to(logits.device)  # (B, T, [n,] V)
-        seen = torch.cat([history[0], ids], dim=1)  # (B, n-2 + T)
-        history = seen[:, seen.shape[1] - self.history_length :][None]  # the last n-2 ids
-        state = self._joined(rnn_state, history, ids.shape[0])
+        state = self._joined(rnn_state, self._history_after(history, ids), ids.shape[0])
         weight = self.gate_base + self.prior_gate(dropped).float()  # (B, T, 1 or n)
         if self.by_order:
             term = torch.einsum("btk,btkv->btv", weight, prior)
             prior = prior[:, :, -1]
         else:
             term = weight * prior
-        return LMOutput(logits.float() + term, state, output.transpose(0, 1), prior, term)
+        logits = logits.float()
+        return LMOutput(logits + term, state, output.transpose(0, 1), prior, logits)
+
+    def read(self, ids: torch.Tensor, state: State | None = None) -> State:
+        """The state after reading ``(B, T)`` ids from ``state`` (None: zeros), without scoring them:
+        :meth:`forward`'s state, at the cost of the recurrent layers alone (no decoder, no n-gram)."""
+        rnn_state, history = self._split(state)
+        _, rnn_state = self.rnn(self.encode(ids.t()), rnn_state)
+        if self.ngram is None:
+            return rnn_state
+        if history is None:
+            history = self._split(self.init_state(ids.shape[0]))[1].to(ids.device)
+        return self._joined(rnn_state, self._history_after(history, ids), ids.shape[0])
+
+    def _history_after(self, history: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """The n-gram's history ``(1, B, n-2)`` once ``ids`` have been read after ``history``."""
+        seen = torch.cat([history[0], ids], dim=1)  # (B, n-2 + T)
+        return seen[:, seen.shape[1] - self.history_length :][None]  # the last n-2 ids
 
     def _prior(self, ids, history, targets, starts) -> torch.Tensor:
         """The n-gram's ``(B, T, [n,] V)`` log-probabilities (every order's when gated by order):

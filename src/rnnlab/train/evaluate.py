@@ -66,10 +66,11 @@ def evaluate_parts(model: torch.nn.Module, ids: np.ndarray, num_steps: int = 256
             out = model(X[:, t : t + num_steps], state)
             state, y = out.state, Y[:, t : t + num_steps]
             sums["loss"] += float(cross_entropy(out.logits, y, reduction="sum"))
-            if out.prior is not None:
-                network = cross_entropy(out.logits - out.prior_term, y, reduction="sum")
+            if out.prior is not None:  # the n-gram's are log-probabilities already: no normalising
+                network = cross_entropy(out.network, y, reduction="sum")
                 sums["network"] = sums.get("network", 0.0) + float(network)
-                sums["ngram"] = sums.get("ngram", 0.0) + float(cross_entropy(out.prior, y, reduction="sum"))
+                ngram = -out.prior.gather(-1, y[..., None].to(out.prior.device)).sum()
+                sums["ngram"] = sums.get("ngram", 0.0) + float(ngram)
     finally:
         model.train(was_training)
     count = rows * row_len
@@ -84,7 +85,9 @@ def _warm_state(model: torch.nn.Module, stream: torch.Tensor, rows: int, row_len
         return None
     starts = torch.arange(1, rows) * row_len
     before = stream[starts[:, None] + torch.arange(-burn, 0)].to(device)  # (rows - 1, burn)
-    warm = model(before, model.init_state(rows - 1)).state
+    read = getattr(model, "read", None)  # the state alone, where the model can skip scoring
+    initial = model.init_state(rows - 1)
+    warm = read(before, initial) if read is not None else model(before, initial).state
     cold = model.init_state(1)
     pairs = zip(state_tensors(cold), state_tensors(warm))
     return state_from_tensors([torch.cat(pair, dim=1) for pair in pairs])  # rows along dim 1

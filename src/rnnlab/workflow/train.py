@@ -38,6 +38,7 @@ from rnnlab.rundir import RunDir, command_line
 from rnnlab.train import Trainer, load_checkpoint, read_metrics
 from rnnlab.train.distributed import OneProcess, processes
 from rnnlab.train.loop import INTERRUPTED, Samples
+from rnnlab.train.optim import preload
 from rnnlab.train.schedule import schedule_name
 from rnnlab.train.scoring import check_trainable, cross_fit, fit_run_ngram
 from rnnlab.train.tensorboard import require_tensorboard
@@ -117,6 +118,7 @@ def start_run(
         model=replace(cfg.model, ngram_gate=C.ngram_gate(cfg.model, len(corpus.vocab))),
     )
     residual = cfg.model.ngram == "residual"
+    imports = preload()  # the first optimizer's imports, while the n-gram is counted
     fit = fit_run_ngram(cfg, corpus) if residual or cfg.run.baseline else None
     torch.manual_seed(cfg.run.seed)
     ngram = fit.dense() if residual else None
@@ -127,6 +129,7 @@ def start_run(
     # Only now that every input is valid: a refused run leaves nothing on disk. Rank 0 writes.
     run_dir = dist.from_main(lambda: _create_run(cfg, corpus, command, fit if residual else None))
     samples = _samples(cfg, corpus)
+    imports.join()
     trainer = Trainer(
         cfg, corpus, model, run_dir, device, progress=progress, dist=dist, samples=samples, ngram=fit,
         validate_first=residual,  # it starts as the n-gram: the model kept is never worse than that

@@ -121,10 +121,12 @@ class NGramCounts:
         out = {"meta": np.array([self.vocab_size, self.max_order, self.num_counted], dtype=np.int64)}
         for m, keys in enumerate(self.context_keys):
             out[f"context_keys.{m}"] = keys
+        # Counts are at most num_counted: int32 where that fits halves their share of the file.
+        count = np.int32 if self.num_counted < 2**31 else np.int64
         for k in self.keys:
-            out[f"keys.{k}"], out[f"raw.{k}"] = self.keys[k], self.raw[k]
+            out[f"keys.{k}"], out[f"raw.{k}"] = self.keys[k], self.raw[k].astype(count)
             if k in self.continuation:
-                out[f"continuation.{k}"] = self.continuation[k]
+                out[f"continuation.{k}"] = self.continuation[k].astype(count)
         return out
 
     @classmethod
@@ -134,8 +136,8 @@ class NGramCounts:
         out.vocab_size, out.max_order, out.num_counted = (int(x) for x in arrays["meta"])
         out.context_keys = [arrays[f"context_keys.{m}"] for m in range(out.max_order)]
         out.keys = {k: arrays[f"keys.{k}"] for k in range(1, out.max_order + 1)}
-        out.raw = {k: arrays[f"raw.{k}"] for k in range(1, out.max_order + 1)}
-        out.continuation = {k: arrays[f"continuation.{k}"] for k in range(1, out.max_order)}
+        out.raw = {k: arrays[f"raw.{k}"].astype(np.int64) for k in range(1, out.max_order + 1)}
+        out.continuation = {k: arrays[f"continuation.{k}"].astype(np.int64) for k in range(1, out.max_order)}
         return out
 
 
