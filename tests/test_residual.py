@@ -221,6 +221,22 @@ def test_a_run_says_how_its_training_positions_see_the_ngram(tmp_path, corpus_fi
     assert start["ngram_training"] == seen
     config = json.loads((tmp_path / "r" / "config.json").read_text())["config"]
     assert config["model"]["ngram_gate"] == "orders"  # auto, resolved for this small vocabulary
+    assert config["model"]["ngram_tokens"] == 8_000_000  # 0, resolved: no time limit
+
+
+def test_the_ngram_counts_a_share_of_a_short_budget_on_a_large_corpus(tmp_path, corpus_file, capsys):
+    from rnnlab.config import ModelConfig, ngram_tokens
+
+    assert ngram_tokens(ModelConfig(), None) == 8_000_000
+    assert ngram_tokens(ModelConfig(), 60.0) == 6_000_000  # 100k tokens per second of the budget
+    assert ngram_tokens(ModelConfig(), 600.0) == 8_000_000
+    assert ngram_tokens(ModelConfig(), 2.0) == 1_000_000  # never below 1M
+    assert ngram_tokens(ModelConfig(ngram_tokens=500), 60.0) == 500  # a flag wins
+    argv = tiny_run_argv(corpus_file, tmp_path / "r", "--ngram-tokens", "1500", max_steps=2)
+    assert main(argv) == 0
+    assert "counted on the first 1,500 training tokens" in capsys.readouterr().err
+    baseline = next(r for r in metric_records(tmp_path / "r") if r["event"] == "baseline")
+    assert baseline["counted_tokens"] == 1500
 
 
 def test_a_run_from_before_folds_and_order_weights_loads_as_it_was_trained(tmp_path, corpus_file, capsys):

@@ -39,7 +39,8 @@ HELP = {
     "mlp, norm: RMSNorm), comma-separated, or none",
     "ngram": "residual: the network learns the residual of a Kneser-Ney n-gram (Li et al. 2022); off: alone",
     "ngram_order": "the residual n-gram's order (0: the best on validation, up to 7)",
-    "ngram_tokens": "count at most this many training tokens for the n-gram",
+    "ngram_tokens": "count at most this many training tokens for the n-gram (0: 8M, and under --max-time at "
+    "most 100k per second of it)",
     "ngram_folds": "score the first pass over the training text with n-grams counted without its fold "
     "(cross-fitting; up to 2M tokens); 0: leave-one-out counts",
     "ngram_gate": "orders: a weight per n-gram order read from the state; one: one weight; "

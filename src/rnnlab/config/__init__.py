@@ -31,6 +31,13 @@ ORDER_GATE_VOCAB = 512
 # Cross-fit the n-gram for training (--ngram-folds) up to this many training tokens: 5 folds of 1M
 # tokens count in ~3 s on 2 cores; above it, leave-one-out (counting grows with the text).
 FOLD_TOKENS = 2_000_000
+# The n-gram counts at most NGRAM_TOKENS training tokens (--ngram-tokens 0, the default), and under
+# --max-time at most NGRAM_TOKENS_PER_SECOND per second of it (never below MIN_NGRAM_TOKENS): counting
+# runs at ~0.9M tokens/s on 2 cores, so on a large corpus it takes about a tenth of a short budget
+# (a minute: 6M tokens, ~7 s) and 8M (~9 s, 2.5 GB peak on a 100 MB corpus) from 80 s up.
+NGRAM_TOKENS = 8_000_000
+NGRAM_TOKENS_PER_SECOND = 100_000
+MIN_NGRAM_TOKENS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,7 @@ class ModelConfig:
     # starts where counting ends (Li et al. 2022). "off": the network alone.
     ngram: str = "residual"
     ngram_order: int = 0  # 0: the order (1..7) that scores best on validation
-    ngram_tokens: int = 8_000_000  # count at most this many training tokens (~6 s on 2 cores)
+    ngram_tokens: int = 0  # count at most this many training tokens; 0: by the budget (ngram_tokens())
     # In the first pass, training positions see the n-gram as new text would: scored by counts made
     # without their fold of the training text (cross-fitting, rnnlab.nn.ngram.folds); later passes and
     # 0 folds: leave-one-out counts. Up to FOLD_TOKENS training tokens; above, counting the folds would
@@ -87,7 +94,7 @@ class ModelConfig:
         check_choice("cell", self.cell, CELLS)
         check_choice("ngram", self.ngram, NGRAMS)
         check_number("ngram_order", self.ngram_order, 0, MAX_NGRAM_ORDER)
-        check_number("ngram_tokens", self.ngram_tokens, 1)
+        check_number("ngram_tokens", self.ngram_tokens, 0)
         check_number("ngram_folds", self.ngram_folds, 0)
         check_choice("ngram_gate", self.ngram_gate, ("auto", *NGRAM_GATES))
         if self.ngram_folds == 1:
@@ -104,6 +111,15 @@ class ModelConfig:
             raise RnnlabError(f"--min-block takes some of conv,mlp,norm or none; got {self.min_block!r}")
         if self.cell in MIN_CELLS and self.weight_drop > 0:
             raise RnnlabError(f"--weight-drop drops hidden-to-hidden weights; --cell {self.cell} has none")
+
+
+def ngram_tokens(cfg: ModelConfig, max_time: float | None) -> int:
+    """``cfg.ngram_tokens`` with 0 resolved for a budget of ``max_time`` seconds (None: no limit)."""
+    if cfg.ngram_tokens:
+        return cfg.ngram_tokens
+    if max_time is None:
+        return NGRAM_TOKENS
+    return int(min(NGRAM_TOKENS, max(MIN_NGRAM_TOKENS, NGRAM_TOKENS_PER_SECOND * max_time)))
 
 
 def ngram_gate(cfg: ModelConfig, vocab_size: int) -> str:
@@ -254,8 +270,11 @@ __all__ = [
     "MAX_NGRAM_ORDER",
     "MIN_BLOCK_PARTS",
     "MIN_CELLS",
+    "MIN_NGRAM_TOKENS",
     "NGRAMS",
     "NGRAM_GATES",
+    "NGRAM_TOKENS",
+    "NGRAM_TOKENS_PER_SECOND",
     "OPTIMIZERS",
     "ORDER_GATE_VOCAB",
     "PRECISIONS",
@@ -273,4 +292,5 @@ __all__ = [
     "flag_name",
     "load_toml",
     "ngram_gate",
+    "ngram_tokens",
 ]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from rnnlab.config import FOLD_TOKENS, MAX_NGRAM_ORDER, TrainConfig
+from rnnlab.config import FOLD_TOKENS, MAX_NGRAM_ORDER, TrainConfig, ngram_tokens
 from rnnlab.data import Corpus, consecutive_batches, random_batches
 from rnnlab.errors import RnnlabError
 from rnnlab.losses import loss_readings
@@ -50,15 +50,16 @@ def corpus_info(corpus: Corpus, model: torch.nn.Module, batches_per_epoch: int) 
 
 
 def fit_run_ngram(cfg: TrainConfig, corpus: Corpus) -> NGramFit:
-    """The run's n-gram: its first ``--ngram-tokens`` training tokens counted, the order chosen on the
-    validation tokens the run is scored on (``--ngram-order`` 0), test scored for the record."""
+    """The run's n-gram: its first ``--ngram-tokens`` training tokens counted (0: by the budget,
+    :func:`rnnlab.config.ngram_tokens`), the order chosen on the validation tokens the run is scored on
+    (``--ngram-order`` 0), test scored for the record."""
     return fit_ngram(
         corpus.train,
         held_out(corpus.val, cfg.run.eval_tokens, len(corpus.vocab)),
         len(corpus.vocab),
         test=held_out(corpus.test, cfg.run.eval_tokens, len(corpus.vocab)) if len(corpus.test) else None,
         max_order=MAX_NGRAM_ORDER,
-        max_tokens=cfg.model.ngram_tokens,
+        max_tokens=ngram_tokens(cfg.model, cfg.run.max_time),
         order=cfg.model.ngram_order,
     )
 

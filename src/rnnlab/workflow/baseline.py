@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rnnlab.config import DataConfig, ModelConfig, RunConfig
+from rnnlab.config import NGRAM_TOKENS, DataConfig, RunConfig
 from rnnlab.data import Corpus
 from rnnlab.nn import OrderSelection, fit_ngram
 from rnnlab.train.evaluate import held_out
@@ -11,7 +11,7 @@ from rnnlab.train.evaluate import held_out
 def baseline(
     data: DataConfig,
     max_order: int = 7,
-    max_tokens: int | None = ModelConfig().ngram_tokens,
+    max_tokens: int | None = NGRAM_TOKENS,
     eval_tokens: int = RunConfig().eval_tokens,
 ) -> tuple[dict, OrderSelection, Corpus]:
     """Fit modified Kneser-Ney models of orders 1..``max_order`` on the train split, choose the order on

@@ -115,7 +115,11 @@ def start_run(
         cfg,
         optim=replace(cfg.optim, schedule=schedule_name(cfg.optim, cfg.run)),
         run=replace(cfg.run, precision=resolve_precision(cfg.run.precision, device)),
-        model=replace(cfg.model, ngram_gate=C.ngram_gate(cfg.model, len(corpus.vocab))),
+        model=replace(
+            cfg.model,
+            ngram_gate=C.ngram_gate(cfg.model, len(corpus.vocab)),
+            ngram_tokens=C.ngram_tokens(cfg.model, cfg.run.max_time),
+        ),
     )
     residual = cfg.model.ngram == "residual"
     imports = preload()  # the first optimizer's imports, while the n-gram is counted
