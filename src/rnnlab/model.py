@@ -31,6 +31,11 @@ BIDIRECTIONAL_REFUSAL = (
     "are garbage (rnnlab experiment bidirectional-leak shows it); use a unidirectional --cell"
 )
 
+# The constructor's arguments that ModelConfig holds under the same name.
+_CONFIG_FIELDS = ("cell", "impl", "hidden_size", "num_layers", "dropout", "encoder", "embedding_dim",
+                  "tie_weights", "bidirectional", "embedding_dropout", "input_dropout", "weight_drop",
+                  "variational", "min_block")  # fmt: skip
+
 
 @dataclass
 class LMOutput:
@@ -180,26 +185,9 @@ class LanguageModel(nn.Module):
         """The model ``cfg`` describes; ``ngram`` (and ``leave_one_out``) when it is a residual one."""
         if (cfg.ngram == "residual") != (ngram is not None):
             raise ValueError(f"--ngram {cfg.ngram} with an n-gram {'given' if ngram else 'missing'}")
-        return cls(
-            vocab_size,
-            cell=cfg.cell,
-            impl=cfg.impl,
-            hidden_size=cfg.hidden_size,
-            num_layers=cfg.num_layers,
-            dropout=cfg.dropout,
-            encoder=cfg.encoder,
-            embedding_dim=cfg.embedding_dim,
-            tie_weights=cfg.tie_weights,
-            bidirectional=cfg.bidirectional,
-            embedding_dropout=cfg.embedding_dropout,
-            input_dropout=cfg.input_dropout,
-            weight_drop=cfg.weight_drop,
-            variational=cfg.variational,
-            ngram=ngram,
-            leave_one_out=leave_one_out,
-            min_block=cfg.min_block,
-            ngram_gate=ngram_gate(cfg, vocab_size),
-        )
+        fields = {name: getattr(cfg, name) for name in _CONFIG_FIELDS}
+        gate = ngram_gate(cfg, vocab_size)
+        return cls(vocab_size, **fields, ngram=ngram, leave_one_out=leave_one_out, ngram_gate=gate)
 
     def cross_fit(self, train_ids, folds: int, workers: int = 2) -> None:
         """Score training batches that say where they start with ``folds`` n-grams, each counted on
@@ -292,13 +280,11 @@ class LanguageModel(nn.Module):
     def read(self, ids: torch.Tensor, state: State | None = None) -> State:
         """The state after reading ``(B, T)`` ids from ``state`` (None: zeros), without scoring them:
         :meth:`forward`'s state, at the cost of the recurrent layers alone (no decoder, no n-gram)."""
-        rnn_state, history = self._split(state)
+        rnn_state, history = self._split(self.init_state(ids.shape[0]) if state is None else state)
         _, rnn_state = self.rnn(self.encode(ids.t()), rnn_state)
         if self.ngram is None:
             return rnn_state
-        if history is None:
-            history = self._split(self.init_state(ids.shape[0]))[1].to(ids.device)
-        return self._joined(rnn_state, self._history_after(history, ids), ids.shape[0])
+        return self._joined(rnn_state, self._history_after(history.to(ids.device), ids), ids.shape[0])
 
     def _history_after(self, history: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """The n-gram's history ``(1, B, n-2)`` once ``ids`` have been read after ``history``."""

@@ -110,17 +110,7 @@ def start_run(
     cfg = _shrunk_to_fit(cfg, len(corpus.train), say=dist.is_main)
     check_trainable(cfg, corpus)
     device = dist.setup(cfg)
-    # What "auto" chose is recorded in config.json, so a resumed run keeps it.
-    cfg = replace(
-        cfg,
-        optim=replace(cfg.optim, schedule=schedule_name(cfg.optim, cfg.run)),
-        run=replace(cfg.run, precision=resolve_precision(cfg.run.precision, device)),
-        model=replace(
-            cfg.model,
-            ngram_gate=C.ngram_gate(cfg.model, len(corpus.vocab)),
-            ngram_tokens=C.ngram_tokens(cfg.model, cfg.run.max_time),
-        ),
-    )
+    cfg = _chosen(cfg, len(corpus.vocab), device)
     residual = cfg.model.ngram == "residual"
     imports = preload()  # the first optimizer's imports, while the n-gram is counted
     fit = fit_run_ngram(cfg, corpus) if residual or cfg.run.baseline else None
@@ -200,6 +190,21 @@ def resume_run(
     if dist.is_main:
         run.record_resume(cfg, _command(argv, {"resume": str(run_dir), **changes}, dist))
     return _fit(trainer, dist, handle_signals)
+
+
+def _chosen(cfg: C.TrainConfig, vocab_size: int, device: torch.device) -> C.TrainConfig:
+    """``cfg`` with what "auto" (and ``--ngram-tokens 0``) chose, recorded in config.json so that a
+    resumed run keeps it."""
+    return replace(
+        cfg,
+        optim=replace(cfg.optim, schedule=schedule_name(cfg.optim, cfg.run)),
+        run=replace(cfg.run, precision=resolve_precision(cfg.run.precision, device)),
+        model=replace(
+            cfg.model,
+            ngram_gate=C.ngram_gate(cfg.model, vocab_size),
+            ngram_tokens=C.ngram_tokens(cfg.model, cfg.run.max_time),
+        ),
+    )
 
 
 def _create_run(cfg: C.TrainConfig, corpus: Corpus, command: str, ngram: NGramFit | None) -> RunDir:
