@@ -203,8 +203,13 @@ def test_verdicts_on_synthetic_records():
     assert layers.kind == "vanishing" and "rnn" in layers.evidence[0]
     growing = gradient_verdict(synthetic(flat, [1.0, 2.0, 10.0, 1e2, 1e3, 1e4]))
     assert growing.kind == "exploding" and growing.numbers["norm_growth"] > 100
+    spiking = gradient_verdict(synthetic(flat, [1.0, 1.0, 1.0, 1.0, 50.0, 1.0], clip=0.9))
+    assert spiking.kind == "exploding" and "--clip-norm" in spiking.render_text()
+    assert "spikes to 50x" in " ".join(spiking.evidence)
+    # A clip threshold below a steady norm clips every step: a setting (the notes' 1e-2), not an explosion.
     clipped = gradient_verdict(synthetic(flat, [1.0] * 6, clip=0.9))
-    assert clipped.kind == "exploding" and "--clip-norm" in clipped.render_text()
+    assert clipped.kind == "healthy" and not clipped.remedies
+    assert "no harm seen" in clipped.notes[0] and "--clip-norm" in clipped.notes[0]
     nonfinite = gradient_verdict(synthetic(flat, [1.0, "nan", "inf"]))
     assert nonfinite.kind == "exploding" and nonfinite.numbers["nonfinite_records"] == 2
     healthy = gradient_verdict(synthetic([0.5] * 10, [1.0, 1.2, 0.9, 1.1]))

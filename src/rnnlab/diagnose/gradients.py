@@ -17,6 +17,7 @@ VANISH_RATIO = 1e-3  # ‖dL/dh_0‖ / ‖dL/dh_{T-1}‖ below this: the window'
 LAYER_RATIO = 1e-3  # first / last recurrent layer gradient norm below this: early layers barely learn
 GROWTH = 1e2  # global norm late / early above this: the gradient is blowing up over training
 CLIP_MOST = 0.5  # clipping on more than this fraction of steps: the clip is doing the optimiser's job
+SPIKE = 10.0  # ...a problem where a recent norm reaches this times their median; else a low threshold
 RECENT = 3  # vanishing is judged on the last few records: a gated cell that just learnt to remember
 # (the adding problem's plateau, then its breakthrough) has vanishing records behind it, not ahead
 MIN_REACH = 3  # a gradient that dies within fewer steps starves even a learning model of context
@@ -139,7 +140,8 @@ def gradient_verdict(
     :data:`VANISH_RATIO`, or the first recurrent layer's gradient norm is below :data:`LAYER_RATIO` times
     the last one's. Exploding: any non-finite norm, the global norm growing more than :data:`GROWTH`-fold
     from the first third of the records to the last, or clipping on more than :data:`CLIP_MOST` of the
-    steps in the later half.
+    steps in the later half while a norm there spikes to :data:`SPIKE` times their median. Clipping on
+    most steps of a steady norm is a threshold below the typical norm (the notes' ``1e-2``): a note.
 
     Raises:
         RnnlabError: no "grad" records (the run was trained without the gradient monitor).
@@ -148,9 +150,8 @@ def gradient_verdict(
     if not grads:
         raise RnnlabError("no gradient records in this run; train it with the gradient monitor on")
     numbers: dict = {"records": len(grads), "steps": [grads[0].get("step"), grads[-1].get("step")]}
-    exploding = _exploding(grads, numbers)
+    exploding, notes = _exploding(grads, numbers)
     vanishing = _vanishing(grads[-RECENT:], numbers)
-    notes = []
     window_only = vanishing and not any(
         key.startswith("layer_ratio/") and v < LAYER_RATIO for key, v in numbers.items()
     )
@@ -174,10 +175,10 @@ def gradient_verdict(
     return GradientVerdict(kind, tuple(evidence), remedies, numbers, tuple(notes))
 
 
-def _exploding(grads: list[dict], numbers: dict) -> list[str]:
-    """Evidence of exploding gradients (non-finite norms, a growing norm, clipping on most steps);
-    the figures go into ``numbers``."""
-    found = []
+def _exploding(grads: list[dict], numbers: dict) -> tuple[list[str], list[str]]:
+    """Evidence of exploding gradients (non-finite norms, a growing norm, clipping on most steps of a
+    spiking norm) and notes; the figures go into ``numbers``."""
+    found, notes = [], []
     norms = [finite(r.get("norm_before")) for r in grads if "norm_before" in r]
     bad = sum(
         not all(finite(v) is not None for v in [r.get("norm_before", 0.0), *(r.get("dldh") or ())])
@@ -200,11 +201,23 @@ def _exploding(grads: list[dict], numbers: dict) -> list[str]:
     clip = [v for r in _late(grads) if (v := finite(r.get("clip_frac"))) is not None]
     if clip:
         numbers["clip_frac"] = statistics.fmean(clip)
+        late = _late(finite_norms)
+        median = statistics.median(late) if late else 0.0
+        numbers["norm_spike"] = max(late) / median if median > 0 else 1.0
         if numbers["clip_frac"] > CLIP_MOST:
-            found.append(
+            clipping = (
                 f"clipping fired on {numbers['clip_frac']:.0%} of recent steps (threshold {CLIP_MOST:.0%})"
             )
-    return found
+            if numbers["norm_spike"] >= SPIKE:
+                found.append(f"{clipping}, and the norm spikes to {numbers['norm_spike']:.3g}x its median")
+            else:
+                notes.append(
+                    f"{clipping}, but the norm is steady (median {median:.3g}, at most "
+                    f"{numbers['norm_spike']:.3g}x it): the threshold sits below the typical norm, so it "
+                    "rescales every update (Adam: hardly a change; SGD: a fixed step length); no harm seen. "
+                    f"If that is not meant: --clip-norm about {median:.2g}"
+                )
+    return found, notes
 
 
 def _vanishing(recent: list[dict], numbers: dict) -> list[str]:
