@@ -254,7 +254,8 @@ def test_a_run_from_before_folds_and_order_weights_loads_as_it_was_trained(tmp_p
     assert main(["evaluate", str(run), "--json"]) == 0
 
 
-def test_only_the_first_pass_is_cross_fitted(tmp_path, corpus_file, monkeypatch, capsys):
+@pytest.mark.parametrize(("passes", "fitted"), [(None, {0, 1, 2}), (1, {0}), (2, {0, 1})])
+def test_the_first_fold_passes_are_cross_fitted(tmp_path, corpus_file, monkeypatch, capsys, passes, fitted):
     seen = []  # per training forward: (epoch, whether the batch's starts reached the model)
     original_step, original_forward = Trainer._train_step, LanguageModel.forward
 
@@ -269,10 +270,23 @@ def test_only_the_first_pass_is_cross_fitted(tmp_path, corpus_file, monkeypatch,
 
     monkeypatch.setattr(Trainer, "_train_step", step)
     monkeypatch.setattr(LanguageModel, "forward", forward)
-    flags = {"batch_size": 16, "num_steps": 32, "max_steps": None, "epochs": 3}
+    flags = {"batch_size": 16, "num_steps": 32, "max_steps": None, "epochs": 3, "ngram_fold_passes": passes}
     assert main(tiny_run_argv(corpus_file, tmp_path / "r", **flags)) == 0
     assert {e for e, _ in seen} == {0, 1, 2}
-    assert all(placed == (epoch == 0) for epoch, placed in seen)
+    assert all(placed == (epoch in fitted) for epoch, placed in seen)  # by default, every pass
+
+
+def test_the_long_preset_and_runs_from_before_the_option_cross_fit_the_first_pass_only(tmp_path, corpus_file):
+    from rnnlab.presets import resolve_preset
+
+    assert resolve_preset("long", 10**6)[1]["ngram_fold_passes"] == 1
+    run = tmp_path / "old"
+    assert main(tiny_run_argv(corpus_file, run, max_steps=2)) == 0
+    doc = json.loads((run / "config.json").read_text())
+    assert doc["config"]["model"]["ngram_fold_passes"] == 0
+    del doc["config"]["model"]["ngram_fold_passes"]  # what config.json held before the option
+    (run / "config.json").write_text(json.dumps(doc))
+    assert RunDir.open(run).load_config().model.ngram_fold_passes == 1
 
 
 def test_one_fold_is_refused(tmp_path, corpus_file, capsys):

@@ -120,12 +120,13 @@ class RunDir:
     def load_config(self) -> TrainConfig:
         config = self._config_doc()["config"]
         # Runs from before these options: lowered the rate on plateaus, had no n-gram inside, then
-        # trained it leave-one-out with one weight on it.
+        # trained it leave-one-out with one weight on it, then cross-fitted the first pass only.
         olds = (
             ("optim", "schedule", "plateau"),
             ("model", "ngram", "off"),
             ("model", "ngram_folds", 0),
             ("model", "ngram_gate", "one"),
+            ("model", "ngram_fold_passes", 1),
         )
         for section, key, old in olds:
             if isinstance(config.get(section), dict):

@@ -41,8 +41,9 @@ HELP = {
     "ngram_order": "the residual n-gram's order (0: the best on validation, up to 7)",
     "ngram_tokens": "count at most this many training tokens for the n-gram (0: 8M, and under --max-time at "
     "most 100k per second of it)",
-    "ngram_folds": "score the first pass over the training text with n-grams counted without its fold "
-    "(cross-fitting; up to 2M tokens); 0: leave-one-out counts",
+    "ngram_folds": "score training positions with n-grams counted without their fold (cross-fitting; up "
+    "to 2M tokens); 0: leave-one-out counts",
+    "ngram_fold_passes": "cross-fit the first N passes over the training text, leave-one-out after (0: all)",
     "ngram_gate": "orders: a weight per n-gram order read from the state; one: one weight; "
     "auto: orders up to 512 distinct tokens",
     "l1": "L1 penalty coefficient on weight matrices",

@@ -9,6 +9,18 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field, fields
 
+from rnnlab.config.ngram import (
+    FOLD_TOKENS,
+    MAX_NGRAM_ORDER,
+    MIN_NGRAM_TOKENS,
+    NGRAM_GATES,
+    NGRAM_TOKENS,
+    NGRAM_TOKENS_PER_SECOND,
+    ORDER_GATE_VOCAB,
+    cross_fitted,
+    ngram_gate,
+    ngram_tokens,
+)
 from rnnlab.config.values import build, check_choice, check_number, flag_name, load_toml
 from rnnlab.errors import RnnlabError
 
@@ -23,21 +35,6 @@ PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 where the hardware computes 
 SCHEDULES = ("auto", "deadline", "plateau", "constant")  # rnnlab.train.schedule
 NGRAMS = ("residual", "off")  # residual: the network learns the residual of a Kneser-Ney n-gram
 TOKENS = ("char", "word")  # what a token is: a character, or a word (rnnlab.data.words)
-MAX_NGRAM_ORDER = 7  # the largest n-gram order tried: the baseline's range
-NGRAM_GATES = ("orders", "one")  # a weight per n-gram order read from the state, or one weight
-# --ngram-gate auto weighs each order up to this vocabulary: the n-gram's work per position is then
-# n x V (7 x 512); CJK text (thousands of characters) keeps one weight.
-ORDER_GATE_VOCAB = 512
-# Cross-fit the n-gram for training (--ngram-folds) up to this many training tokens: 5 folds of 1M
-# tokens count in ~3 s on 2 cores; above it, leave-one-out (counting grows with the text).
-FOLD_TOKENS = 2_000_000
-# The n-gram counts at most NGRAM_TOKENS training tokens (--ngram-tokens 0, the default), and under
-# --max-time at most NGRAM_TOKENS_PER_SECOND per second of it (never below MIN_NGRAM_TOKENS): counting
-# runs at ~0.9M tokens/s on 2 cores, so on a large corpus it takes about a tenth of a short budget
-# (a minute: 6M tokens, ~7 s) and 8M (~9 s, 2.5 GB peak on a 100 MB corpus) from 80 s up.
-NGRAM_TOKENS = 8_000_000
-NGRAM_TOKENS_PER_SECOND = 100_000
-MIN_NGRAM_TOKENS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -83,11 +80,15 @@ class ModelConfig:
     ngram: str = "residual"
     ngram_order: int = 0  # 0: the order (1..7) that scores best on validation
     ngram_tokens: int = 0  # count at most this many training tokens; 0: by the budget (ngram_tokens())
-    # In the first pass, training positions see the n-gram as new text would: scored by counts made
-    # without their fold of the training text (cross-fitting, rnnlab.nn.ngram.folds); later passes and
-    # 0 folds: leave-one-out counts. Up to FOLD_TOKENS training tokens; above, counting the folds would
-    # cost more than it gives.
+    # Training positions see the n-gram as new text would: scored by counts made without their fold of
+    # the training text (cross-fitting, rnnlab.nn.ngram.folds), in the first ngram_fold_passes passes
+    # (0: all); later passes and 0 folds: leave-one-out counts. Up to FOLD_TOKENS training tokens; above,
+    # counting the folds would cost more than it gives.
     ngram_folds: int = 5
+    # A minute's few passes: the network has not learnt the text by heart, and the cross-fitted counts
+    # still match it (built-in corpus, 60 s: 1.129/1.139 against 1.150-1.156 with the first pass only).
+    # Minutes of passes (the long preset: 1) over-fit against them.
+    ngram_fold_passes: int = 0
     ngram_gate: str = "auto"  # NGRAM_GATES, or auto: "orders" up to ORDER_GATE_VOCAB ids, else "one"
 
     def __post_init__(self):
@@ -96,6 +97,7 @@ class ModelConfig:
         check_number("ngram_order", self.ngram_order, 0, MAX_NGRAM_ORDER)
         check_number("ngram_tokens", self.ngram_tokens, 0)
         check_number("ngram_folds", self.ngram_folds, 0)
+        check_number("ngram_fold_passes", self.ngram_fold_passes, 0)
         check_choice("ngram_gate", self.ngram_gate, ("auto", *NGRAM_GATES))
         if self.ngram_folds == 1:
             raise RnnlabError("--ngram-folds must be 0 (leave-one-out) or at least 2; got 1")
@@ -111,22 +113,6 @@ class ModelConfig:
             raise RnnlabError(f"--min-block takes some of conv,mlp,norm or none; got {self.min_block!r}")
         if self.cell in MIN_CELLS and self.weight_drop > 0:
             raise RnnlabError(f"--weight-drop drops hidden-to-hidden weights; --cell {self.cell} has none")
-
-
-def ngram_tokens(cfg: ModelConfig, max_time: float | None) -> int:
-    """``cfg.ngram_tokens`` with 0 resolved for a budget of ``max_time`` seconds (None: no limit)."""
-    if cfg.ngram_tokens:
-        return cfg.ngram_tokens
-    if max_time is None:
-        return NGRAM_TOKENS
-    return int(min(NGRAM_TOKENS, max(MIN_NGRAM_TOKENS, NGRAM_TOKENS_PER_SECOND * max_time)))
-
-
-def ngram_gate(cfg: ModelConfig, vocab_size: int) -> str:
-    """``cfg.ngram_gate`` with ``auto`` resolved for a vocabulary of ``vocab_size`` ids."""
-    if cfg.ngram_gate != "auto":
-        return cfg.ngram_gate
-    return "orders" if vocab_size <= ORDER_GATE_VOCAB else "one"
 
 
 @dataclass(frozen=True)
@@ -289,6 +275,7 @@ __all__ = [
     "TrainConfig",
     "check_choice",
     "check_number",
+    "cross_fitted",
     "flag_name",
     "load_toml",
     "ngram_gate",

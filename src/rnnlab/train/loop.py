@@ -9,7 +9,7 @@ from dataclasses import asdict
 
 import torch
 
-from rnnlab.config import TrainConfig
+from rnnlab.config import TrainConfig, cross_fitted
 from rnnlab.data import Corpus
 from rnnlab.errors import RnnlabError
 from rnnlab.model import LanguageModel
@@ -223,10 +223,10 @@ class Trainer:
         # Random windows are unrelated: start from zeros. Consecutive ones continue the previous
         # window, so carry its state, detached so backpropagation stops at the window's start.
         carried = None if self.cfg.data.sampling == "random" else detach_state(self.carried)
-        # A cross-fitted n-gram scores the first pass only, where the network has not seen the text
-        # either; after it, leave-one-out (see rnnlab.nn.ngram.folds).
-        first_pass = starts if s.epoch == 0 else None
-        result = self.stepper(X, Y, carried, s.step + 1, self._progress(), first_pass)
+        # A cross-fitted n-gram scores the first --ngram-fold-passes passes (0: all), where the network
+        # has not learnt the text either; after them, leave-one-out (see rnnlab.nn.ngram.folds).
+        placed = starts if cross_fitted(self.cfg.model, s.epoch) else None
+        result = self.stepper(X, Y, carried, s.step + 1, self._progress(), placed)
         self.carried = result.state
         if result.decision.action != "step":
             self._non_finite(result.decision)

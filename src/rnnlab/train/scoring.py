@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from rnnlab.config import FOLD_TOKENS, MAX_NGRAM_ORDER, TrainConfig, ngram_tokens
+from rnnlab.config import FOLD_TOKENS, MAX_NGRAM_ORDER, TrainConfig, cross_fitted, ngram_tokens
 from rnnlab.data import Corpus, consecutive_batches, random_batches
 from rnnlab.errors import RnnlabError
 from rnnlab.losses import loss_readings
@@ -69,13 +69,16 @@ def cross_fit(model: torch.nn.Module, cfg: TrainConfig, corpus: Corpus, epoch: i
     n-grams for its training batches (:class:`rnnlab.nn.ngram.FoldKneserNey`), when ``--ngram-folds``
     is not 0 and the split has at most :data:`FOLD_TOKENS` tokens; it keeps leave-one-out otherwise.
 
-    Only the first pass is cross-fitted (the loop passes batch starts in epoch 0 only), so a run resumed
-    at a later ``epoch`` counts nothing. Counting is deterministic: a run resumed in its first pass
-    rebuilds the same folds from the same text. Returns ``model``.
+    Only the first ``--ngram-fold-passes`` passes are cross-fitted (0: all; the loop passes batch starts
+    in those only), so a run resumed at a later ``epoch`` counts nothing. Counting is deterministic: a
+    run resumed in such a pass rebuilds the same folds from the same text. Returns ``model``.
     """
     folds = cfg.model.ngram_folds
-    first_pass = epoch == 0
-    if first_pass and getattr(model, "leave_one_out", False) and folds and len(corpus.train) <= FOLD_TOKENS:
+    if (
+        cross_fitted(cfg.model, epoch)
+        and getattr(model, "leave_one_out", False)
+        and len(corpus.train) <= FOLD_TOKENS
+    ):
         model.cross_fit(corpus.train, folds, workers=torch.get_num_threads())
     return model
 
