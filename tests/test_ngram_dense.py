@@ -245,6 +245,14 @@ def test_each_training_position_is_scored_by_the_model_counted_without_its_fold(
             want = np.log(lm.distribution(train[max(i - (order - 1), 0) : i]))
             np.testing.assert_allclose(got[r, j].numpy(), want, rtol=1e-9)
     np.testing.assert_allclose(got.exp().sum(-1).numpy(), 1.0, rtol=1e-12)
+    each = folds.log_probs(torch.from_numpy(ids), torch.from_numpy(starts), torch.float64, by_order=True)
+    np.testing.assert_allclose(each[:, :, -1].numpy(), got.numpy(), rtol=1e-12)  # the top order's
+    # The context ids looked up once per position are those of a lookup of the batch's own contexts.
+    pos = (starts[:, None] + np.arange(t)).reshape(-1)
+    index = pos[:, None] + np.arange(2 - order, 1)
+    context = np.where(index >= 0, train[np.maximum(index, 0)], -1)
+    for cached, looked_up in zip(folds.cids, folds.model.context_ids(context, folds.fold_of(pos + 1))):
+        np.testing.assert_array_equal(cached[pos], looked_up)
 
 
 def test_cross_fitting_scores_repeated_text_as_held_out_text_while_leave_one_out_does_not():

@@ -104,10 +104,11 @@ class DenseKneserNey:
 
     def probs_flat(
         self,
-        context: np.ndarray,
+        context: np.ndarray | None,
         targets: np.ndarray | None = None,
         dtype: torch.dtype = torch.float32,
         roots: np.ndarray | None = None,
+        cids: list[np.ndarray] | None = None,
     ) -> torch.Tensor:
         """``(N, V)`` next-id probabilities after each row of ``context``.
 
@@ -117,11 +118,14 @@ class DenseKneserNey:
                 were made from: score leave-one-out (see the module docstring). None: plain counts.
             dtype: of the result (the arithmetic is done in it too).
             roots: ``(N,)`` which stacked model scores each row (:meth:`from_tables`); None: the one.
+            cids: :meth:`context_ids` of the rows, already looked up (``context`` and ``roots`` are then
+                not read).
         """
-        weight = np.ones(len(context))
+        terms = self._order_terms(context, targets, roots, cids)
+        weight = np.ones(terms[0][1][0].size)
         rows, parts = [], []  # dense orders' (m, context ids, coef); the others' (position, word, value)
         # Walk down from the top order: weight = Π_{j>m} s_j, the share order m's terms keep in P_n.
-        for m, (safe, use, inv_total, scale, kept_fix) in self._order_terms(context, targets, roots):
+        for m, (safe, use, inv_total, scale, kept_fix) in terms:
             coef = weight * inv_total  # what each kept count of this order is worth in P_n (0: unused)
             if m in self._dense:
                 rows.append((m, safe, coef))
@@ -138,18 +142,19 @@ class DenseKneserNey:
 
     def probs_by_order(
         self,
-        context: np.ndarray,
+        context: np.ndarray | None,
         targets: np.ndarray | None = None,
         dtype: torch.dtype = torch.float32,
         roots: np.ndarray | None = None,
+        cids: list[np.ndarray] | None = None,
     ) -> torch.Tensor:
         """``(N, n, V)``: after each row of ``context``, the distribution ``P_k`` the interpolation has
         reached at each order ``k = 1..n`` (``P_k = a_k + s_k P_{k−1}``, ``P_0`` uniform); ``[:, -1]``
         is :meth:`probs_flat`'s. Below the top order these are Kneser-Ney's lower-order distributions
         (continuation counts), the ones the top order backs off to. Arguments as :meth:`probs_flat`.
         """
-        terms = self._order_terms(context, targets, roots)[::-1]  # order 1 first
-        n, v = len(context), self.vocab_size
+        terms = self._order_terms(context, targets, roots, cids)[::-1]  # order 1 first
+        n, v = terms[0][1][0].size, self.vocab_size
         p = torch.full((n, v), 1.0 / v, dtype=dtype)
         out = torch.empty(n, self.order, v, dtype=dtype)
         for m, (safe, use, inv_total, scale, kept_fix) in terms:
@@ -173,13 +178,14 @@ class DenseKneserNey:
         matrix, c = by_dtype[p.dtype], torch.from_numpy(coef).to(p.dtype)[:, None]
         p.addcmul_(matrix if matrix.shape[0] == 1 else matrix[torch.from_numpy(safe)], c)
 
-    def _order_terms(self, context: np.ndarray, targets: np.ndarray | None, roots=None) -> list[tuple]:
+    def _order_terms(self, context, targets: np.ndarray | None, roots=None, cids=None) -> list[tuple]:
         """Per order, top first: ``(m, (safe context ids, used, 1/total, s = γ/total, the target's
         kept-count change or None))`` for each row of ``context`` (the arguments of :meth:`probs_flat`)."""
-        context = np.asarray(context, dtype=np.int64)
-        if context.ndim != 2 or context.shape[1] != self.context_length:
-            raise ValueError(f"context must be (N, {self.context_length}), got {context.shape}")
-        cids = self.context_ids(context, roots)
+        if cids is None:
+            context = np.asarray(context, dtype=np.int64)
+            if context.ndim != 2 or context.shape[1] != self.context_length:
+                raise ValueError(f"context must be (N, {self.context_length}), got {context.shape}")
+            cids = self.context_ids(context, roots)
         terms = []
         upper_raw = None  # raw count of the (m+2)-gram ending at each position (leave-one-out)
         for m in range(self.order - 1, -1, -1):
