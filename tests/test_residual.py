@@ -213,9 +213,16 @@ def test_a_residual_run_resumes_exactly(tmp_path, corpus_file, monkeypatch, caps
     assert metrics_without_timing(tmp_path / "cut") == metrics_without_timing(tmp_path / "whole")
 
 
-@pytest.mark.parametrize(("folds", "seen"), [(None, "5 folds"), (0, "leave-one-out"), (3, "3 folds")])
-def test_a_run_says_how_its_training_positions_see_the_ngram(tmp_path, corpus_file, capsys, folds, seen):
-    flags = {} if folds is None else {"ngram_folds": folds}
+@pytest.mark.parametrize(
+    ("flags", "seen"),
+    [
+        ({}, "5 folds, every pass"),
+        ({"ngram_folds": 0}, "leave-one-out"),
+        ({"ngram_folds": 3, "ngram_fold_passes": 1}, "3 folds, first pass"),
+        ({"ngram_fold_passes": 2}, "5 folds, first 2 passes"),
+    ],
+)
+def test_a_run_says_how_its_training_positions_see_the_ngram(tmp_path, corpus_file, capsys, flags, seen):
     assert main(tiny_run_argv(corpus_file, tmp_path / "r", max_steps=2, **flags)) == 0
     start = next(r for r in metric_records(tmp_path / "r") if r["event"] == "start")
     assert start["ngram_training"] == seen

@@ -136,7 +136,10 @@ class Trainer:
         self._open_report()
         r, main = self.cfg.run, self.dist.is_main  # under torchrun only rank 0 writes
         if self.metrics_size is None:  # a new run, not a resumed one
-            self.report.write("start", **scoring.corpus_info(self.corpus, self.model, self.order.per_epoch()))
+            info = scoring.corpus_info(
+                self.corpus, self.model, self.order.per_epoch(), self.cfg.model.ngram_fold_passes
+            )
+            self.report.write("start", **info)
             if r.baseline and main:
                 fit = self.ngram or scoring.fit_run_ngram(self.cfg, self.corpus)
                 self.state.baseline_val_loss = scoring.score_baseline(fit, self.report)

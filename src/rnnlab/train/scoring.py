@@ -34,8 +34,8 @@ def check_trainable(cfg: TrainConfig, corpus: Corpus) -> None:
         next(consecutive_batches(corpus.train, d.batch_size, d.num_steps), None)
 
 
-def corpus_info(corpus: Corpus, model: torch.nn.Module, batches_per_epoch: int) -> dict:
-    """What the run trains on, for the "start" record."""
+def corpus_info(corpus: Corpus, model: torch.nn.Module, batches_per_epoch: int, fold_passes: int = 0) -> dict:
+    """What the run trains on, for the "start" record (``fold_passes``: ``--ngram-fold-passes``)."""
     return {
         "source": corpus.source,
         "vocab_size": len(corpus.vocab),
@@ -45,7 +45,7 @@ def corpus_info(corpus: Corpus, model: torch.nn.Module, batches_per_epoch: int) 
         "batches_per_epoch": batches_per_epoch,
         "params": sum(p.numel() for p in model.parameters()),
         "residual": getattr(model, "ngram", None) is not None,  # a network over the n-gram
-        "ngram_training": ngram_training(model),
+        "ngram_training": ngram_training(model, fold_passes),
     }
 
 
@@ -83,13 +83,21 @@ def cross_fit(model: torch.nn.Module, cfg: TrainConfig, corpus: Corpus, epoch: i
     return model
 
 
-def ngram_training(model: torch.nn.Module) -> str | None:
-    """How training positions see a residual model's n-gram: ``"K folds"`` (cross-fitted),
-    ``"leave-one-out"`` or ``"all counts"``; None for a plain model."""
+def ngram_training(model: torch.nn.Module, fold_passes: int = 0) -> str | None:
+    """How training positions see a residual model's n-gram: ``"K folds, every pass"`` (cross-fitted;
+    or ``"first pass"``, ``"first N passes"``: ``fold_passes``, then leave-one-out), ``"leave-one-out"``
+    or ``"all counts"``; None for a plain model."""
     if getattr(model, "ngram", None) is None:
         return None
     if model.folds is not None:
-        return f"{model.folds.folds} folds"
+        when = (
+            "every pass"
+            if fold_passes == 0
+            else "first pass"
+            if fold_passes == 1
+            else f"first {fold_passes} passes"
+        )
+        return f"{model.folds.folds} folds, {when}"
     return "leave-one-out" if model.leave_one_out else "all counts"
 
 
