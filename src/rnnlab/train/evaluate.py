@@ -85,9 +85,7 @@ def _warm_state(model: torch.nn.Module, stream: torch.Tensor, rows: int, row_len
         return None
     starts = torch.arange(1, rows) * row_len
     before = stream[starts[:, None] + torch.arange(-burn, 0)].to(device)  # (rows - 1, burn)
-    read = getattr(model, "read", None)  # the state alone, where the model can skip scoring
-    initial = model.init_state(rows - 1)
-    warm = read(before, initial) if read is not None else model(before, initial).state
+    warm = model.read(before, model.init_state(rows - 1))  # the state alone: nothing to score here
     cold = model.init_state(1)
     pairs = zip(state_tensors(cold), state_tensors(warm))
     return state_from_tensors([torch.cat(pair, dim=1) for pair in pairs])  # rows along dim 1
