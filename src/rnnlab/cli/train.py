@@ -55,7 +55,8 @@ HELP = {
     "adaptive_eval": "finally score val/test with a neural cache, dynamic evaluation and n-gram mixing",
     "monitor_every": "gradient readings every N steps (0: off)",
     "tensorboard": "also log scalars, weight histograms and samples to RUN_DIR/tensorboard",
-    "preset": "a named recipe; auto: small-corpus below 200k training tokens (chars or words), else default",
+    "preset": "a named recipe; auto: small-corpus below 200k training tokens (chars or words), else long "
+    "from 300 s of training (or no time limit), else default",
     "optimizer": "optimiser",
     "lr": "learning rate",
     "weight_decay": "weight decay on weight matrices (coupled for adam, decoupled for adamw)",
@@ -67,6 +68,7 @@ HELP = {
     "warmup": "deadline schedule: share of the budget spent warming up",
     "lr_factor": "plateau schedule: multiply the learning rate by this when validation stalls (1: constant)",
     "lr_patience": "validations without improvement before the learning rate drops",
+    "ema": "validate and keep a moving average of the weights with this decay per step (0: the weights)",
     "epochs": "passes over the training split",
     "max_steps": "stop after this many optimiser steps",
     "max_time": "stop after this many seconds of training ('none': no limit)",

@@ -131,6 +131,7 @@ class OptimConfig:
     warmup: float = 0.02  # share of the budget over which the deadline schedule warms up
     lr_factor: float = 0.5  # plateau: multiply the LR by this when validation stalls
     lr_patience: int = 2  # plateau: evaluations without improvement before the LR drops
+    ema: float = 0.0  # decay of the weights' moving average that validation scores (0: none)
 
     def __post_init__(self):
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -145,6 +146,9 @@ class OptimConfig:
             raise RnnlabError(f"--warmup must be below 1 (a share of the budget); got {self.warmup}")
         check_number("lr_factor", self.lr_factor, 0, 1, low_open=True)
         check_number("lr_patience", self.lr_patience, 0)
+        check_number("ema", self.ema, 0, 1)
+        if self.ema >= 1:
+            raise RnnlabError(f"--ema must be below 1 (the average's decay per step); got {self.ema}")
 
 
 @dataclass(frozen=True)

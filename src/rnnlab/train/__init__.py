@@ -1,6 +1,7 @@
 """Training: the loop, one optimiser step, gradients (clipping, the monitor, the non-finite guard),
 checkpoints, the metrics log, and held-out evaluation."""
 
+from rnnlab.train.average import WeightAverage
 from rnnlab.train.checkpoint import load_checkpoint, save_checkpoint
 from rnnlab.train.clipping import clip_grad_norm, clip_grad_value, total_grad_norm
 from rnnlab.train.evaluate import evaluate_loss
@@ -21,6 +22,7 @@ __all__ = [
     "NonFiniteGuard",
     "Stepper",
     "Trainer",
+    "WeightAverage",
     "build_optimizer",
     "build_schedule",
     "clip_grad_norm",

@@ -223,8 +223,7 @@ class Trainer:
     def _train_step(self, X: torch.Tensor, Y: torch.Tensor, starts: torch.Tensor) -> None:
         s = self.state
         start = time.perf_counter()
-        # Random windows are unrelated: start from zeros. Consecutive ones continue the previous
-        # window, so carry its state, detached so backpropagation stops at the window's start.
+        # Random windows start from zeros; consecutive ones carry the last state, detached (BPTT stops).
         carried = None if self.cfg.data.sampling == "random" else detach_state(self.carried)
         # A cross-fitted n-gram scores the first --ngram-fold-passes passes (0: all), where the network
         # has not learnt the text either; after them, leave-one-out (see rnnlab.nn.ngram.folds).
@@ -263,6 +262,11 @@ class Trainer:
     # --- validation ---------------------------------------------------------------------------------
 
     def _validate(self) -> None:
+        with self.stepper.scored_weights():  # under --ema, the weights' moving average
+            self._score_validation()
+        self._save_checkpoint()
+
+    def _score_validation(self) -> None:
         s = self.state
         # Rank 0's score for all: best model, LR on plateau and early stopping decide alike everywhere.
         val = held_out(self.corpus.val, self.cfg.run.eval_tokens, len(self.corpus.vocab))
@@ -289,11 +293,8 @@ class Trainer:
             for prefix, text in self.samples(self.model):
                 self.report.write("sample", step=s.step, prefix=prefix, text=text)
                 self.report.say("  sample: " + text.replace("\n", " ⏎ "))
-        self._save_checkpoint()
 
     def summary(self) -> dict:
-        wall = time.perf_counter() - self._wall_start
-        return run_summary(
-            self.state, self.run.path, self._chars_per_s(), wall, self.stepper.guard, self.corpus.vocab.kind,
-            parts=self.parts, adaptive=self.adaptive,
-        )  # fmt: skip
+        wall, kind = time.perf_counter() - self._wall_start, self.corpus.vocab.kind
+        return run_summary(self.state, self.run.path, self._chars_per_s(), wall, self.stepper.guard, kind,
+                           parts=self.parts, adaptive=self.adaptive)  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ from rnnlab.config import TrainConfig
 from rnnlab.device import autocast, resolve_precision
 from rnnlab.losses import cross_entropy, regularization_terms
 from rnnlab.nn.state import State
+from rnnlab.train.average import WeightAverage
 from rnnlab.train.distributed import OneProcess
 from rnnlab.train.guard import GuardDecision, NonFiniteGuard
 from rnnlab.train.monitor import GradientMonitor
@@ -38,7 +40,8 @@ class StepResult:
 
 
 class Stepper:
-    """The optimiser, its schedule, the gradient monitor and the non-finite guard of one run.
+    """The optimiser, its schedule, the gradient monitor, the non-finite guard and the weight average of
+    one run.
 
     It knows models, losses and gradients, never the data order or the run directory: the loop feeds it
     batches and keeps its state in checkpoints through :meth:`state_dict`.
@@ -59,6 +62,7 @@ class Stepper:
         self.monitor = GradientMonitor(model, every=cfg.run.monitor_every or sys.maxsize)
         self.guard = NonFiniteGuard()
         self.precision = resolve_precision(cfg.run.precision, device)
+        self.average = WeightAverage(model, cfg.optim.ema) if cfg.optim.ema else None
 
     def __call__(
         self,
@@ -95,6 +99,8 @@ class Stepper:
         if decision.action == "step":
             self.optimizer.step()
             self.monitor.after_step()
+            if self.average is not None:
+                self.average.update()
         else:
             self.optimizer.zero_grad(set_to_none=True)
         values = {name: term.item() for name, term in terms.items()}
@@ -106,6 +112,7 @@ class Stepper:
             "scheduler": self.schedule.state_dict(),
             "guard": self.guard.state_dict(),
             "monitor": self.monitor.state_dict(),
+            "average": None if self.average is None else self.average.state_dict(),
         }
 
     def load_state_dict(self, state: dict, weights_only: bool = False) -> None:
@@ -115,6 +122,13 @@ class Stepper:
             self.schedule.load_state_dict(state["scheduler"])
             self.guard.load_state_dict(state["guard"])
             self.monitor.load_state_dict(state["monitor"])
+            if self.average is not None:
+                self.average.load_state_dict(state.get("average"))
+
+    def scored_weights(self) -> contextlib.AbstractContextManager:
+        """A block in which the model holds the weights that validation scores and the best model
+        keeps: the moving average under ``--ema``, else the weights trained."""
+        return contextlib.nullcontext() if self.average is None else self.average.swapped_in()
 
     def scale_lr(self, factor: float) -> None:
         self.schedule.scaled(factor)
