@@ -283,10 +283,10 @@ def test_the_first_fold_passes_are_cross_fitted(tmp_path, corpus_file, monkeypat
     assert all(placed == (epoch in fitted) for epoch, placed in seen)  # by default, every pass
 
 
-def test_the_long_preset_cross_fits_three_passes_and_old_runs_the_first_only(tmp_path, corpus_file):
+def test_the_long_preset_and_runs_from_before_the_option_cross_fit_the_first_pass_only(tmp_path, corpus_file):
     from rnnlab.presets import resolve_preset
 
-    assert resolve_preset("long", 10**6)[1]["ngram_fold_passes"] == 3
+    assert resolve_preset("long", 10**6)[1]["ngram_fold_passes"] == 1
     run = tmp_path / "old"
     assert main(tiny_run_argv(corpus_file, run, max_steps=2)) == 0
     doc = json.loads((run / "config.json").read_text())
