@@ -90,13 +90,7 @@ def ngram_training(model: torch.nn.Module, fold_passes: int = 0) -> str | None:
     if getattr(model, "ngram", None) is None:
         return None
     if model.folds is not None:
-        when = (
-            "every pass"
-            if fold_passes == 0
-            else "first pass"
-            if fold_passes == 1
-            else f"first {fold_passes} passes"
-        )
+        when = {0: "every pass", 1: "first pass"}.get(fold_passes, f"first {fold_passes} passes")
         return f"{model.folds.folds} folds, {when}"
     return "leave-one-out" if model.leave_one_out else "all counts"
 
