@@ -6,6 +6,7 @@ the inverse-CDF draw follows the distribution. No timing is asserted anywhere.
 
 import itertools
 import json
+import math
 
 import pytest
 import torch
@@ -179,3 +180,29 @@ def test_draw_follows_the_distribution_and_never_draws_zeros():
     freq = torch.bincount(ids, minlength=5).double() / len(ids)
     torch.testing.assert_close(freq, probs[0].double(), atol=0.015, rtol=0)
     assert freq[0] == 0 and freq[3] == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "budget", "val", "val_goal", "met"),
+    [
+        ("built-in", 60, 1.10, 0.95 * 1.2, True),
+        ("built-in", 600, 1.10, 0.90 * 1.2, False),
+        # At 600 s tiny Shakespeare has two goals: 0.90x the n-gram's and 1.40; the lower binds.
+        ("tiny Shakespeare (90/10)", 600, 1.39, 0.90 * 1.2, False),
+        ("tiny Shakespeare (90/10)", 600, 1.30, 1.40, True),
+    ],
+)
+def test_a_quality_row_gives_the_val_loss_that_meets_its_goals_and_the_distance_to_it(
+    name, budget, val, val_goal, met
+):
+    ngram = 1.2 if val_goal < 1.40 else 1.6
+    summary = {"best_val_loss": val, "baseline_val_ppl": math.exp(ngram), "steps": 10}
+    row = dict(
+        zip(
+            quality.COLUMNS,
+            quality._row(name, "rnnlab", budget, {"summary": summary, "wall_s": 1.0, "peak_rss_mb": 1.0}),
+        )
+    )
+    assert row["val goal"] == pytest.approx(val_goal)
+    assert row["to goal"] == pytest.approx(val - val_goal)
+    assert row["met"] is met
