@@ -40,10 +40,10 @@ PRESETS: dict[str, dict] = {
     },
     # Minutes on a ~1 MB corpus or more (tiny Shakespeare, the char-rnn benchmark): a deeper LSTM than
     # the default, a little dropout. After 600 s two layers of 320 (about the FLOPs of one of 512) beat
-    # one of 512 on both corpora measured (one run each): tiny Shakespeare 90/10 1.397 against 1.409
-    # (2x256 1.395, 2x384 1.407, 1x640 1.418), built-in 1.134 against 1.140 (2x256 1.155, 1x768 1.137,
-    # 1x1024 1.146). Within a minute the default's one layer is better (2x160 after 60 s: 1.445
-    # against 1.440, 1.157 against 1.131).
+    # one of 512 on tiny Shakespeare 90/10 and tie on built-in: 1.397 and 1.3945 against 1.409 (2x256
+    # 1.395, 2x384 1.407, 1x640 1.418, one run each); built-in 1.134 and 1.144 against 1.140 and 1.149
+    # (2x256 1.155, 1x768 1.137, 1x1024 1.146). Within a minute the default's one layer is better
+    # (2x160 after 60 s: 1.445 against 1.440, 1.157 against 1.131).
     "long": {
         "num_layers": 2,
         "hidden_size": 320,
