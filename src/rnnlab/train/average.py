@@ -29,8 +29,11 @@ class WeightAverage:
     def __init__(self, model: torch.nn.Module, decay: float):
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.decay = decay
-        self.average = [p.detach().clone() for p in self.params]
-        self.updates = 0
+        self._start()
+
+    def _start(self) -> None:
+        """The average starts at the weights, with no updates counted."""
+        self.average, self.updates = [p.detach().clone() for p in self.params], 0
 
     def update(self) -> None:
         """Move the average towards the weights (after an applied optimiser step)."""
@@ -60,7 +63,7 @@ class WeightAverage:
     def load_state_dict(self, state: dict | None) -> None:
         """Restore; None (a checkpoint from before averaging was kept) starts it from the weights."""
         if state is None:
-            self.average, self.updates = [p.detach().clone() for p in self.params], 0
+            self._start()
             return
         if len(state["average"]) != len(self.params):
             raise ValueError(f"{len(state['average'])} averaged tensors for {len(self.params)} parameters")
